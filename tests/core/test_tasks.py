@@ -201,3 +201,16 @@ def test_segmentation_sigmoid_threshold_and_batch(tmp_path):
     predictions = model.predict_batch([dark, half, half])
     assert [p.names for p in predictions] == [[], ["bright"], ["bright"]]
     assert predictions[1].masks[0][:, 42:].all() and not predictions[1].masks[0][:, :38].any()
+
+
+def test_hidden_classes_are_never_reported(tmp_path):
+    model_card = ModelCard(
+        task="segmentation",
+        classes=[{"name": "background", "display": False}, "bright"],
+        input={"size": (64, 64)},
+        decoder={"kind": "argmax"},
+    )
+    model = fovea.load(bright_pixels_segmenter(tmp_path / "seg.onnx", model_card))
+    half = np.zeros((100, 80, 3), np.uint8)
+    half[:, 40:, 0] = 255
+    assert model.predict(half).names == ["bright"]

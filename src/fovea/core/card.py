@@ -33,6 +33,7 @@ class ClassInfo(_Strict):
     name: str = Field(min_length=1)
     color: tuple[int, int, int] | None = None
     supercategory: str | None = None
+    display: bool = True  # False hides the class from results (e.g. a background), though it stays listed
 
     @field_validator("color", mode="before")
     @classmethod

@@ -57,7 +57,7 @@ class Geometry:
         return cv2.warpAffine(network_map, forward, (w, h), flags=flags, borderMode=cv2.BORDER_CONSTANT)
 
     def rescaled(self, factor_y: float, factor_x: float, original_size: tuple[int, int]) -> Geometry:
-        """This geometry for an original that is `factor` times larger (a reduced-scale decode's true size)."""
+        """This geometry for an original `factor` times larger (the true size behind a reduced decode)."""
         return Geometry(
             original_size,
             self.network_size,

@@ -60,13 +60,17 @@ def _check_classes(value: Any, card: ModelCard) -> list[str] | None:
 
 
 def class_mask(card: ModelCard, settings: Mapping[str, Any]) -> np.ndarray | None:
-    """A boolean per class: True where results may be reported (the `classes` whitelist, minus background)."""
+    """A boolean per class: True where results may be reported.
+
+    That is the `classes` whitelist, minus the background and classes the card hides (`display: false`);
+    None when every class may be reported.
+    """
     chosen = settings.get("classes")
     background = card.decoder.background_index
-    if chosen is None and background is None:
+    displayed = np.array([c.display for c in card.classes], bool)
+    if chosen is None and background is None and displayed.all():
         return None
-    names = card.class_names
-    allowed = np.ones(len(names), bool) if chosen is None else np.isin(np.array(names), list(chosen))
-    if background is not None and 0 <= background < len(names):
+    allowed = displayed if chosen is None else displayed & np.isin(np.array(card.class_names), list(chosen))
+    if background is not None and 0 <= background < len(allowed):
         allowed[background] = False
     return allowed
