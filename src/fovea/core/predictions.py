@@ -49,6 +49,10 @@ class Prediction:
     masks: np.ndarray | None = None
     values: dict[str, float] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        self.task = Task(self.task)  # accept the plain string too, so identity checks hold
+        self.size = tuple(int(v) for v in self.size)
+
     @property
     def names(self) -> list[str]:
         """Class names of the findings, in order."""

@@ -138,7 +138,11 @@ class _open:
             raise LimitExceeded(
                 f"{self.name or 'input'} is too many pixels (decompression bomb guard)"
             ) from None
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        except UnidentifiedImageError:
+            raise InputError(
+                f"{self.name or 'input'}: corrupt or truncated image (unreadable header)"
+            ) from None
+        except (OSError, SyntaxError, ValueError) as exc:
             raise InputError(f"{self.name or 'input'}: corrupt or unsupported image ({exc})") from None
         check_pixels(self.pil.width, self.pil.height, self.name, self.limits)
         return self.pil

@@ -1,0 +1,254 @@
+"""The `fovea` command line. Each command is a thin shell over the library; errors print one line."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+from rich.table import Table
+
+from fovea.errors import FoveaError
+
+app = typer.Typer(
+    help="Fovea: load ONNX weights with a model card, predict, export, and build the demo zoo.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+zoo_app = typer.Typer(help="The demo zoo: real models and data built offline from installed packages.")
+app.add_typer(zoo_app, name="zoo")
+err = Console(stderr=True, soft_wrap=True)
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".dcm", ".nii", ".gz"}
+
+
+def friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn expected failures into one line on stderr and exit code 2, never a traceback."""
+
+    @wraps(command)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except FoveaError as exc:
+            err.print(f"[red]error:[/red] {exc}", highlight=False)
+        except (OSError, ValueError) as exc:
+            err.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(2)
+
+    return run
+
+
+def parse_settings(pairs: list[str]) -> dict[str, Any]:
+    """`key=value` pairs; values are read as YAML scalars or lists (0.5, 10, [cat, dog], null)."""
+    settings = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--set expects key=value, got {pair!r}")
+        settings[key.strip()] = yaml.safe_load(value)
+    return settings
+
+
+def expand_inputs(inputs: list[Path]) -> list[Path]:
+    """Files as given; directories expanded to the images they hold, sorted."""
+    found: list[Path] = []
+    for item in inputs:
+        if item.is_dir():
+            found += sorted(p for p in item.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        elif item.is_file():
+            found.append(item)
+        else:
+            raise ValueError(f"input not found: {item}")
+    if not found:
+        raise ValueError("no images found in the given inputs")
+    return found
+
+
+def resolve_model(model: str) -> Path:
+    """A path to an ONNX file, or the name of a demo zoo model."""
+    path = Path(model).expanduser()
+    if path.is_file():
+        return path
+    from fovea.zoo import list_zoo
+
+    for entry in list_zoo():
+        if entry.name == model or entry.path.name == model:
+            if not entry.built:
+                raise ValueError(f"zoo model {model!r} is not built yet; run `fovea zoo build`")
+            return entry.path
+    raise ValueError(f"model not found: {model} (neither a file nor a demo zoo model)")
+
+
+@contextmanager
+def progress_bar(total: int) -> Iterator[Callable[[int], None]]:
+    """A progress bar on stderr for long work; silent for a single item."""
+    if total <= 1:
+        yield lambda n: None
+        return
+    columns = (BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress("[progress.description]{task.description}", *columns, console=err, transient=True) as bar:
+        task = bar.add_task("predicting", total=total)
+        yield lambda n: bar.advance(task, n)
+
+
+@app.command()
+@friendly_errors
+def predict(
+    model: Annotated[str, typer.Argument(help="ONNX weights file, or a demo zoo model name.")],
+    inputs: Annotated[list[Path], typer.Argument(help="Images, DICOM or NIfTI files, or folders of them.")],
+    format: Annotated[
+        str, typer.Option("--format", "-f", help="json | aicoco | supervisely | coco")
+    ] = "json",
+    draw: Annotated[
+        Path | None, typer.Option(help="Write each input with its results drawn on it here.")
+    ] = None,
+    set_: Annotated[list[str], typer.Option("--set", help="Inference setting key=value (repeatable).")] = [],  # noqa: B006
+    batch_size: Annotated[int, typer.Option(min=1, max=256, help="Images per network run.")] = 8,
+    card: Annotated[
+        Path | None, typer.Option(help="A side-car model card overriding the embedded one.")
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write results here, not stdout.")
+    ] = None,
+) -> None:
+    """Predict on images or volumes and print the results."""
+    import fovea
+    from fovea.core.formats import format_predictions
+
+    settings = parse_settings(set_)
+    net = fovea.load(resolve_model(model), card)
+    paths = expand_inputs(inputs)
+    volumes = [p for p in paths if p.name.lower().endswith((".nii", ".nii.gz"))]
+    images = [p for p in paths if p not in volumes]
+    predictions = []
+    with progress_bar(len(paths)) as advance:
+        predictions += net.predict_batch(images, settings, batch_size=batch_size, progress=advance)
+        for volume in volumes:
+            predictions.append(net.predict_volume(volume, settings))
+            advance(1)
+    ordered = images + volumes
+    for prediction, path in zip(predictions, ordered, strict=True):
+        prediction.source = path.name
+    entries = [{"id": str(i), "index": i, "file_name": p.name} for i, p in enumerate(ordered)]
+    result = format_predictions(predictions, format, net.card, images=entries)
+    text = json.dumps(result, indent=2)
+    if output:
+        output.write_text(text + "\n")
+    else:
+        sys.stdout.write(text + "\n")
+    if draw:
+        write_drawings(draw, ordered, predictions, net.card)
+
+
+def write_drawings(out_dir: Path, paths: list[Path], predictions: list[Any], card: Any) -> None:
+    from fovea.core.io import Volume, read_input
+    from fovea.core.viz import draw, draw_slice, save_image
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for path, prediction in zip(paths, predictions, strict=True):
+        item = read_input(path)
+        stem = path.name.split(".")[0]
+        if isinstance(item, Volume):
+            middle = item.size[0] // 2
+            rgb = draw_slice(item.slice_image(middle).pixels, prediction, middle, card.colors)
+        else:
+            rgb = draw(item.pixels, prediction, card.colors)
+        save_image(out_dir / f"{stem}.png", rgb)
+    err.print(f"drawings written to {out_dir}")
+
+
+@app.command()
+@friendly_errors
+def export(
+    factory: Annotated[
+        str, typer.Argument(help="`package.module:function` returning a torch.nn.Module, or `timm:ARCH`.")
+    ],
+    card: Annotated[Path, typer.Option(help="Model card (.yaml or .json) to embed.")],
+    out: Annotated[Path, typer.Option(help="Where to write the ONNX file.")],
+    checkpoint: Annotated[
+        Path | None, typer.Option(help="A state_dict file to load into the module.")
+    ] = None,
+    torchscript: Annotated[Path | None, typer.Option(help="Also write a TorchScript file here.")] = None,
+    quantize: Annotated[Path | None, typer.Option(help="Also write a dynamic INT8 ONNX file here.")] = None,
+) -> None:
+    """Export a PyTorch module to ONNX with its card embedded, checked against ONNX Runtime."""
+    from fovea.core.card import ModelCard
+    from fovea.core.export import build_module, quantize_dynamic, sample_input, to_onnx, to_torchscript
+
+    model_card = ModelCard.from_file(card)
+    module = build_module(
+        factory, num_classes=len(model_card.classes) or len(model_card.regressions), checkpoint=checkpoint
+    )
+    sample = sample_input(model_card)
+    path = to_onnx(module, sample, model_card, out)
+    err.print(f"exported {path} (parity with PyTorch checked)")
+    if torchscript:
+        err.print(f"exported {to_torchscript(module, sample, torchscript)}")
+    if quantize:
+        report = quantize_dynamic(path, quantize)
+        err.print(f"quantized {quantize}: {report}")
+
+
+@zoo_app.command("build")
+@friendly_errors
+def zoo_build(
+    out: Annotated[Path | None, typer.Option(help="Zoo folder (default: $FOVEA_HOME/zoo).")] = None,
+    force: Annotated[bool, typer.Option(help="Rebuild what already exists.")] = False,
+) -> None:
+    """Build the demo models and the Digits dataset from installed packages (no downloads)."""
+    from fovea.zoo import build_zoo
+
+    entries = build_zoo(out, force=force, progress=lambda message: err.print(message, highlight=False))
+    for entry in entries:
+        err.print(f"[green]ready[/green] {entry.name}: {entry.path}", highlight=False)
+
+
+@zoo_app.command("list")
+@friendly_errors
+def zoo_list(
+    out: Annotated[Path | None, typer.Option(help="Zoo folder (default: $FOVEA_HOME/zoo).")] = None,
+) -> None:
+    """Show the demo zoo and what is built."""
+    from fovea.zoo import list_zoo
+
+    rows = [(e.name, e.task, "yes" if e.built else "no", str(e.path)) for e in list_zoo(out)]
+    console = Console()
+    if not console.is_terminal:  # plain tab-separated lines for scripts and pipes
+        for row in rows:
+            print("\t".join(row))
+        return
+    table = Table("name", "task", "built", "path")
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+
+
+@zoo_app.command("path")
+@friendly_errors
+def zoo_path(
+    name: Annotated[str, typer.Argument(help="A zoo entry name, or a path inside the zoo folder.")],
+    out: Annotated[Path | None, typer.Option(help="Zoo folder (default: $FOVEA_HOME/zoo).")] = None,
+) -> None:
+    """Print the path of a zoo model, or of a file in the zoo folder (e.g. samples/chelsea.jpg)."""
+    from fovea.zoo import list_zoo, zoo_dir
+
+    for entry in list_zoo(out):
+        if entry.name == name:
+            print(entry.path)
+            return
+    candidate = zoo_dir(out) / name
+    if not candidate.exists():
+        raise ValueError(f"{name} is not in the zoo at {zoo_dir(out)}; run `fovea zoo build`")
+    print(candidate)
+
+
+if __name__ == "__main__":
+    app()
