@@ -21,18 +21,29 @@ def _scale(image: np.ndarray) -> tuple[float, int]:
 
 
 def _text(
-    canvas: np.ndarray, text: str, origin: tuple[int, int], color: Color, font: float, thick: int
+    canvas: np.ndarray,
+    text: str,
+    top_left: tuple[int, int],
+    color: Color,
+    font: float,
+    thick: int,
+    *,
+    above=False,
 ) -> int:
-    """Text on a box filled with `color`, in black or white for contrast; returns its height."""
+    """Text on a box filled with `color`, in black or white for contrast; returns the box height.
+
+    `above` puts the text just above `top_left` when there is room (a label over its bounding box).
+    """
     (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font, thick)
-    x, y = origin
-    y = max(y, th + base)
-    cv2.rectangle(canvas, (x, y - th - base), (x + tw + 2 * thick, y + base // 2), color, cv2.FILLED)
+    x, y = top_left
+    height = th + base + 2 * thick
+    if above and y >= height:
+        y -= height
+    cv2.rectangle(canvas, (x, y), (x + tw + 2 * thick, y + height), tuple(int(c) for c in color), cv2.FILLED)
     ink = (0, 0, 0) if sum(color) > 382 else (255, 255, 255)
-    cv2.putText(
-        canvas, text, (x + thick, y - base // 2), cv2.FONT_HERSHEY_SIMPLEX, font, ink, thick, cv2.LINE_AA
-    )
-    return th + base
+    baseline = (x + thick, y + thick + th)
+    cv2.putText(canvas, text, baseline, cv2.FONT_HERSHEY_SIMPLEX, font, ink, thick, cv2.LINE_AA)
+    return height
 
 
 def draw(
@@ -50,7 +61,7 @@ def draw(
             color = tuple(int(c) for c in colors[int(label)])
             x1, y1, x2, y2 = (round(float(v)) for v in box)
             cv2.rectangle(canvas, (x1, y1), (max(x1, x2 - 1), max(y1, y2 - 1)), color, thick)
-            _text(canvas, f"{names[int(label)]} {score:.2f}", (x1, y1), color, font, thick)
+            _text(canvas, f"{names[int(label)]} {score:.2f}", (x1, y1), color, font, thick, above=True)
     if prediction.task in (Task.CLASSIFICATION, Task.MULTILABEL):
         y = 0
         for label, score in zip(prediction.labels[:5], prediction.scores[:5], strict=False):
