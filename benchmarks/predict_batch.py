@@ -54,7 +54,8 @@ def main() -> None:
     print(f"limit            {lim:7.1f} img/s   {lim / ref:.2f}x")
     print(f"predict_batch    {ours:7.1f} img/s   {ours / ref:.2f}x   ({ours / lim:.0%} of the limit)")
     print(f"  Fovea's single-thread decode+preprocess: {t_fovea_pre * 1e3:.1f} ms/img; limit with it")
-    print(f"  {own_limit:.1f} img/s ({own_limit / ref:.2f}x): predict_batch reaches {ours / own_limit:.0%} of that")
+    share = ours / own_limit
+    print(f"  {own_limit:.1f} img/s ({own_limit / ref:.2f}x): predict_batch reaches {share:.0%} of that")
 
 
 if __name__ == "__main__":
