@@ -104,20 +104,12 @@ def progress_bar(total: int) -> Iterator[Callable[[int], None]]:
 def predict(
     model: Annotated[str, typer.Argument(help="ONNX weights file, or a demo zoo model name.")],
     inputs: Annotated[list[Path], typer.Argument(help="Images, DICOM or NIfTI files, or folders of them.")],
-    format: Annotated[
-        str, typer.Option("--format", "-f", help="json | aicoco | supervisely | coco")
-    ] = "json",
-    draw: Annotated[
-        Path | None, typer.Option(help="Write each input with its results drawn on it here.")
-    ] = None,
+    format: Annotated[str, typer.Option("--format", "-f", help="json | aicoco | supervisely | coco")] = "json",
+    draw: Annotated[Path | None, typer.Option(help="Write each input with its results drawn on it here.")] = None,
     set_: Annotated[list[str], typer.Option("--set", help="Inference setting key=value (repeatable).")] = [],  # noqa: B006
     batch_size: Annotated[int, typer.Option(min=1, max=256, help="Images per network run.")] = 8,
-    card: Annotated[
-        Path | None, typer.Option(help="A side-car model card overriding the embedded one.")
-    ] = None,
-    output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write results here, not stdout.")
-    ] = None,
+    card: Annotated[Path | None, typer.Option(help="A side-car model card overriding the embedded one.")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write results here, not stdout.")] = None,
 ) -> None:
     """Predict on images or volumes and print the results."""
     import fovea
@@ -173,9 +165,7 @@ def export(
     ],
     card: Annotated[Path, typer.Option(help="Model card (.yaml or .json) to embed.")],
     out: Annotated[Path, typer.Option(help="Where to write the ONNX file.")],
-    checkpoint: Annotated[
-        Path | None, typer.Option(help="A state_dict file to load into the module.")
-    ] = None,
+    checkpoint: Annotated[Path | None, typer.Option(help="A state_dict file to load into the module.")] = None,
     torchscript: Annotated[Path | None, typer.Option(help="Also write a TorchScript file here.")] = None,
     quantize: Annotated[Path | None, typer.Option(help="Also write a dynamic INT8 ONNX file here.")] = None,
 ) -> None:
@@ -195,6 +185,44 @@ def export(
     if quantize:
         report = quantize_dynamic(path, quantize)
         err.print(f"quantized {quantize}: {report}")
+
+
+@app.command("serve-model")
+@friendly_errors
+def serve_model(
+    model: Annotated[str, typer.Argument(help="ONNX weights file, or a demo zoo model name.")],
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on.")] = 8000,
+    max_batch_size: Annotated[int, typer.Option(min=1, max=256, help="Images per engine run.")] = 8,
+    max_delay_ms: Annotated[float, typer.Option(min=0, max=1000, help="Longest wait for a batch to fill.")] = 2.0,
+    name: Annotated[str | None, typer.Option(help="Model name in URLs (default: the card's name).")] = None,
+    card: Annotated[Path | None, typer.Option(help="A side-car model card overriding the embedded one.")] = None,
+    set_: Annotated[list[str], typer.Option("--set", help="Default inference setting key=value.")] = [],  # noqa: B006
+    media: Annotated[
+        Path | None, typer.Option(help="Folder whose images and videos answer id-based calls (id = sorted position).")
+    ] = None,
+) -> None:
+    """Serve one model at the root: Supervisely, FLaVor /invocations and KServe V2 (tritonclient)."""
+    import uvicorn
+
+    import fovea
+    from fovea.server.session_app import create_session_app
+    from fovea.sessions.media import MediaFolder
+    from fovea.sessions.session import ModelSession, SessionConfig
+
+    net = fovea.load(resolve_model(model), card)
+    config = SessionConfig(max_batch_size=max_batch_size, max_delay_ms=max_delay_ms)
+    folder = MediaFolder(media) if media else None
+    session = ModelSession(
+        net,
+        name=name,
+        settings=parse_settings(set_),
+        config=config,
+        image_resolver=folder.image if folder else None,
+        video_resolver=folder.video if folder else None,
+    )
+    err.print(f"serving {session.name} ({net.card.task}) on http://{host}:{port}", highlight=False)
+    uvicorn.run(create_session_app(session), host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)
 
 
 @zoo_app.command("build")

@@ -13,7 +13,14 @@ class FoveaError(Exception):
 
 
 class InputError(FoveaError):
-    """The caller's input cannot be used: corrupt, unsupported, empty or inconsistent."""
+    """The caller's input cannot be used: corrupt, unsupported, empty or inconsistent.
+
+    `detail` optionally says exactly what is wrong, in a JSON-safe form (e.g. a list of field problems).
+    """
+
+    def __init__(self, message: str, detail: object = None) -> None:
+        super().__init__(message)
+        self.detail = detail
 
 
 class LimitExceeded(InputError):

@@ -153,9 +153,7 @@ class ModelCard(_Strict):
     def _check(self) -> ModelCard:
         if self.decoder.kind not in _DECODERS_BY_TASK[self.task]:
             allowed = ", ".join(sorted(_DECODERS_BY_TASK[self.task]))
-            raise ValueError(
-                f"decoder {self.decoder.kind!r} does not fit task {self.task}; use one of {allowed}"
-            )
+            raise ValueError(f"decoder {self.decoder.kind!r} does not fit task {self.task}; use one of {allowed}")
         if self.task is Task.REGRESSION:
             if not self.regressions:
                 raise ValueError("a regression card needs `regressions` (the names of its outputs)")

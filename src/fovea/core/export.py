@@ -29,10 +29,7 @@ def sample_input(card: ModelCard, batch: int = 1, seed: int = 0) -> np.ndarray:
     """A random input shaped and typed as the card's input spec (for tracing and parity checks)."""
     spec = card.input
     rng = np.random.default_rng(seed)
-    if spec.layout == "NHWC":
-        shape = (batch, *spec.size, spec.channels)
-    else:
-        shape = (batch, spec.channels, *spec.size)
+    shape = (batch, *spec.size, spec.channels) if spec.layout == "NHWC" else (batch, spec.channels, *spec.size)
     if spec.dtype == "uint8":
         return rng.integers(0, 256, shape, dtype=np.uint8)
     return rng.standard_normal(shape).astype(spec.dtype)
@@ -80,9 +77,7 @@ def check_parity(
             diff = float(np.max(np.abs(e.astype(np.float64) - a.astype(np.float64)))) if e.size else 0.0
             worst = max(worst, diff)
             if not np.allclose(a, e, atol=atol, rtol=rtol):
-                raise ExportError(
-                    f"ONNX output differs from PyTorch by up to {diff:.3g} (atol={atol}, rtol={rtol})"
-                )
+                raise ExportError(f"ONNX output differs from PyTorch by up to {diff:.3g} (atol={atol}, rtol={rtol})")
     return worst
 
 
@@ -148,9 +143,7 @@ def to_onnx(
     return path
 
 
-def to_torchscript(
-    module: torch.nn.Module, sample: np.ndarray, path: str | Path, *, atol: float = 1e-5
-) -> Path:
+def to_torchscript(module: torch.nn.Module, sample: np.ndarray, path: str | Path, *, atol: float = 1e-5) -> Path:
     """Trace `module` to TorchScript and check the traced module agrees with the original."""
     import torch
 

@@ -80,9 +80,7 @@ class OnnxModel(BaseInferenceModel):
     def set_regressions(self) -> list[dict[str, Any]] | None:
         return [{"name": name} for name in self.card.regressions] or None
 
-    def data_reader(
-        self, files: Sequence[str] | None = None, **kwargs: Any
-    ) -> tuple[list[Image | Volume], None]:
+    def data_reader(self, files: Sequence[str] | None = None, **kwargs: Any) -> tuple[list[Image | Volume], None]:
         return [self.read(f) for f in files or []], None
 
     def preprocess(self, data: list[Image]) -> Batch:
@@ -96,16 +94,12 @@ class OnnxModel(BaseInferenceModel):
         self, out: tuple[list[np.ndarray], Batch], settings: Mapping[str, Any] | None = None
     ) -> list[Prediction]:
         outputs, batch = out
-        predictions = tasks.decode(
-            self.card, outputs, batch.geometries, resolve_settings(self.card, settings)
-        )
+        predictions = tasks.decode(self.card, outputs, batch.geometries, resolve_settings(self.card, settings))
         for prediction, name in zip(predictions, batch.names, strict=True):
             prediction.source = name
         return predictions
 
-    def output_formatter(
-        self, model_out: list[Prediction], images: Sequence[dict[str, Any]], **kwargs: Any
-    ) -> Any:
+    def output_formatter(self, model_out: list[Prediction], images: Sequence[dict[str, Any]], **kwargs: Any) -> Any:
         from fovea.core.formats import to_aicoco
 
         return to_aicoco(model_out, list(images), self.card)
@@ -178,9 +172,7 @@ class OnnxModel(BaseInferenceModel):
             outputs = self.run(self.preprocessor.volume(volume), self.network)
             prediction = decode_volume(self.card, outputs[0], volume.size, resolved)
         elif self.card.task is Task.SEGMENTATION:
-            prediction = _stack_slices(
-                self.predict_slices(volume, resolved), volume.size, self.card.class_names
-            )
+            prediction = _stack_slices(self.predict_slices(volume, resolved), volume.size, self.card.class_names)
         else:
             raise InputError(f"{self.card.task} model {self.card.name}: a volume needs predict_slices")
         prediction.source = volume.name
@@ -216,9 +208,7 @@ class OnnxModel(BaseInferenceModel):
         if isinstance(source, Volume):
             return source
         if isinstance(source, (list, tuple)):
-            names = [
-                Path(s).name if isinstance(s, (str, Path)) else f"slice{i}" for i, s in enumerate(source)
-            ]
+            names = [Path(s).name if isinstance(s, (str, Path)) else f"slice{i}" for i, s in enumerate(source)]
             return read_dicom_series(list(source), names=names, limits=self.limits)
         item = read_input(source, limits=self.limits)
         if not isinstance(item, Volume):
@@ -228,6 +218,11 @@ class OnnxModel(BaseInferenceModel):
     def _batch_size(self, wanted: int) -> int:
         fixed = self._fixed_batch
         return wanted if fixed is None or fixed == 1 else fixed
+
+    @property
+    def fixed_batch_size(self) -> int | None:
+        """The graph's batch size when it is static, else None."""
+        return self._fixed_batch
 
     @cached_property
     def _fixed_batch(self) -> int | None:
@@ -251,18 +246,14 @@ class OnnxModel(BaseInferenceModel):
             raise CardError(f"card outputs {missing} are not outputs of {self.path.name} ({engine.outputs})")
 
 
-def _stack_slices(
-    slices: list[Prediction], size: tuple[int, int, int], class_names: Sequence[str]
-) -> Prediction:
+def _stack_slices(slices: list[Prediction], size: tuple[int, int, int], class_names: Sequence[str]) -> Prediction:
     """Per-slice segmentation predictions as one volume prediction with (K, D, H, W) masks."""
     labels = sorted({int(label) for p in slices for label in p.labels})
     masks = np.zeros((len(labels), *size), bool)
     sums = np.zeros(len(labels))
     counts = np.zeros(len(labels))
     for z, p in enumerate(slices):
-        for label, score, mask in zip(
-            p.labels, p.scores, p.masks if p.masks is not None else [], strict=True
-        ):
+        for label, score, mask in zip(p.labels, p.scores, p.masks if p.masks is not None else [], strict=True):
             k = labels.index(int(label))
             masks[k, z] = mask
             area = mask.sum()

@@ -46,9 +46,7 @@ def _text(
     return height
 
 
-def draw(
-    image: np.ndarray, prediction: Prediction, colors: Sequence[Color], *, legend: bool = True
-) -> np.ndarray:
+def draw(image: np.ndarray, prediction: Prediction, colors: Sequence[Color], *, legend: bool = True) -> np.ndarray:
     """A copy of an HxWx3 RGB image with `prediction` drawn on it (original-pixel coordinates)."""
     canvas = np.ascontiguousarray(image, dtype=np.uint8).copy()
     font, thick = _scale(canvas)
@@ -65,10 +63,7 @@ def draw(
     if prediction.task in (Task.CLASSIFICATION, Task.MULTILABEL):
         y = 0
         for label, score in zip(prediction.labels[:5], prediction.scores[:5], strict=False):
-            y += (
-                _text(canvas, f"{names[int(label)]} {score:.1%}", (0, y), colors[int(label)], font, thick)
-                + thick
-            )
+            y += _text(canvas, f"{names[int(label)]} {score:.1%}", (0, y), colors[int(label)], font, thick) + thick
     if prediction.task is Task.REGRESSION:
         y = 0
         for name, value in prediction.values.items():
@@ -76,9 +71,7 @@ def draw(
     if legend and prediction.task in (Task.DETECTION, Task.SEGMENTATION):
         shown = prediction.labels
         if prediction.masks is not None:  # only classes visible in this image (a volume slice may have none)
-            shown = [
-                label for label, mask in zip(prediction.labels, prediction.masks, strict=True) if mask.any()
-            ]
+            shown = [label for label, mask in zip(prediction.labels, prediction.masks, strict=True) if mask.any()]
         _legend(canvas, sorted({int(label) for label in shown}), names, colors, font, thick)
     return canvas
 

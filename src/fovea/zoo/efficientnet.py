@@ -20,9 +20,7 @@ def imagenet_class_names() -> list[str]:
     seen: dict[str, int] = {}
     for name in names:
         seen[name] = seen.get(name, 0) + 1
-    return [
-        f"{name} ({info.index_to_label_name(i)})" if seen[name] > 1 else name for i, name in enumerate(names)
-    ]
+    return [f"{name} ({info.index_to_label_name(i)})" if seen[name] > 1 else name for i, name in enumerate(names)]
 
 
 def card() -> ModelCard:

@@ -52,9 +52,7 @@ def _entries(root: Path) -> list[ZooEntry]:
             root / "digits" / "digits.yml",
             "scikit-learn's 1797 digits",
         ),
-        ZooEntry(
-            "samples", "samples", "-", root / "samples", "photos from scikit-image (chelsea, coffee, ...)"
-        ),
+        ZooEntry("samples", "samples", "-", root / "samples", "photos from scikit-image (chelsea, coffee, ...)"),
     ]
 
 
@@ -62,9 +60,7 @@ def list_zoo(out: Path | None = None) -> list[ZooEntry]:
     return _entries(zoo_dir(out))
 
 
-def build_zoo(
-    out: Path | None = None, *, force: bool = False, progress: Progress | None = None
-) -> list[ZooEntry]:
+def build_zoo(out: Path | None = None, *, force: bool = False, progress: Progress | None = None) -> list[ZooEntry]:
     """Build whatever is missing (or everything with `force`); idempotent and quick when all is there."""
     from fovea.zoo import digits, efficientnet, samples
 

@@ -64,9 +64,7 @@ class OnnxEngine:
     def input_shape(self, name: str | None = None) -> list[int | str | None]:
         return list(self.inputs[name or self.input_names[0]].shape)
 
-    def run(
-        self, feeds: dict[str, np.ndarray] | np.ndarray, outputs: list[str] | None = None
-    ) -> dict[str, np.ndarray]:
+    def run(self, feeds: dict[str, np.ndarray] | np.ndarray, outputs: list[str] | None = None) -> dict[str, np.ndarray]:
         """Run the network; a bare array feeds the first input. Returns outputs by name."""
         if isinstance(feeds, np.ndarray):
             feeds = {self.input_names[0]: feeds}

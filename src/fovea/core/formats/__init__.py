@@ -49,10 +49,7 @@ def format_predictions(
     images = (
         list(images)
         if images is not None
-        else [
-            {"id": str(i), "index": i, "file_name": p.source or f"image{i}"}
-            for i, p in enumerate(predictions)
-        ]
+        else [{"id": str(i), "index": i, "file_name": p.source or f"image{i}"} for i, p in enumerate(predictions)]
     )
     if fmt == "json":
         return [to_canonical(p) for p in predictions]
@@ -61,10 +58,7 @@ def format_predictions(
         if len(predictions) == 1 and len(predictions[0].size) == 3:
             return to_aicoco(
                 predictions,
-                [
-                    {**entries[0], "id": f"{entries[0]['id']}-{z}", "index": z}
-                    for z in range(predictions[0].size[0])
-                ],
+                [{**entries[0], "id": f"{entries[0]['id']}-{z}", "index": z} for z in range(predictions[0].size[0])],
                 card,
             )
         return to_aicoco(predictions, entries, card)

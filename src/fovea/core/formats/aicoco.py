@@ -48,9 +48,7 @@ def aicoco_regressions(card: ModelCard) -> list[dict[str, Any]]:
     return [{"id": new_id(), "name": name, "superregression_id": None} for name in card.regressions]
 
 
-def to_aicoco(
-    predictions: Sequence[Prediction], images: Sequence[dict[str, Any]], card: ModelCard
-) -> dict[str, Any]:
+def to_aicoco(predictions: Sequence[Prediction], images: Sequence[dict[str, Any]], card: ModelCard) -> dict[str, Any]:
     """The AiCOCO object for `predictions` on the request's image entries.
 
     2-D: one prediction per entry, in the same order. A volume: one prediction whose first axis runs
@@ -80,9 +78,7 @@ def to_aicoco(
 
 
 class _Builder:
-    def __init__(
-        self, entries: list[dict[str, Any]], class_ids: list[str], regression_ids: list[str]
-    ) -> None:
+    def __init__(self, entries: list[dict[str, Any]], class_ids: list[str], regression_ids: list[str]) -> None:
         self.entries = entries
         self.class_ids = class_ids
         self.regression_ids = regression_ids
@@ -136,19 +132,13 @@ class _Builder:
         for label, mask in zip(prediction.labels, masks, strict=True):
             planes = mask if mask.ndim == 3 else mask[None]
             object_id = new_id()
-            self.objects.append(
-                {"id": object_id, "category_ids": [self.class_ids[int(label)]], "regressions": None}
-            )
+            self.objects.append({"id": object_id, "category_ids": [self.class_ids[int(label)]], "regressions": None})
             for image_id, plane in zip(image_ids, planes, strict=True):
                 if plane.any():
-                    self.annotations.append(
-                        _annotation(image_id, object_id, segmentation=outer_contours(plane))
-                    )
+                    self.annotations.append(_annotation(image_id, object_id, segmentation=outer_contours(plane)))
 
 
-def _annotation(
-    image_id: str, object_id: str, *, bbox: Any = None, segmentation: Any = None
-) -> dict[str, Any]:
+def _annotation(image_id: str, object_id: str, *, bbox: Any = None, segmentation: Any = None) -> dict[str, Any]:
     return {
         "id": new_id(),
         "image_id": image_id,

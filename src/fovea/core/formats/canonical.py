@@ -51,9 +51,7 @@ def to_canonical(prediction: Prediction) -> dict[str, Any]:
 def from_canonical(data: dict[str, Any], class_names: Sequence[str]) -> Prediction:
     task = Task(data["task"])
     size = tuple(data["size"])
-    prediction = Prediction(
-        task=task, size=size, class_names=tuple(class_names), source=data.get("source", "")
-    )
+    prediction = Prediction(task=task, size=size, class_names=tuple(class_names), source=data.get("source", ""))
     rows = data.get("classes") or data.get("objects") or data.get("masks") or []
     prediction.labels = np.array([r["id"] for r in rows], np.int64)
     prediction.scores = np.array([r["score"] for r in rows], np.float32)

@@ -30,9 +30,7 @@ def to_coco_results(
         elif prediction.task is Task.SEGMENTATION:
             if len(prediction.size) != 2:
                 raise ValueError("COCO results hold 2-D masks; split a volume into slices first")
-            for label, score, mask in zip(
-                prediction.labels, prediction.scores, prediction.masks, strict=True
-            ):
+            for label, score, mask in zip(prediction.labels, prediction.scores, prediction.masks, strict=True):
                 rows.append(
                     {
                         "image_id": image_id,
@@ -50,7 +48,4 @@ def to_coco_results(
 
 
 def coco_categories(card: ModelCard) -> list[dict[str, Any]]:
-    return [
-        {"id": i + 1, "name": c.name, "supercategory": c.supercategory or ""}
-        for i, c in enumerate(card.classes)
-    ]
+    return [{"id": i + 1, "name": c.name, "supercategory": c.supercategory or ""} for i, c in enumerate(card.classes)]

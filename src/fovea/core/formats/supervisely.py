@@ -53,9 +53,7 @@ def supervisely_project_meta(card: ModelCard, *, polygons: bool = False) -> dict
     return {
         "classes": classes,
         "tags": tags,
-        "projectSettings": {
-            "multiView": {"enabled": False, "tagName": None, "tagId": None, "isSynced": False}
-        },
+        "projectSettings": {"multiView": {"enabled": False, "tagName": None, "tagId": None, "isSynced": False}},
     }
 
 
@@ -65,9 +63,7 @@ def _cycle(card: ModelCard) -> list[tuple[int, int, int]]:
     return [colors[i % len(colors)] for i in range(count)]
 
 
-def to_supervisely_annotation(
-    prediction: Prediction, card: ModelCard, *, polygons: bool = False
-) -> dict[str, Any]:
+def to_supervisely_annotation(prediction: Prediction, card: ModelCard, *, polygons: bool = False) -> dict[str, Any]:
     """One image's annotation; a volume prediction must be split into slices first."""
     h, w = prediction.height, prediction.width
     tags: list[dict[str, Any]] = []
@@ -81,9 +77,7 @@ def to_supervisely_annotation(
         tags = [{"name": name, "value": float(value)} for name, value in prediction.values.items()]
     elif prediction.task is Task.DETECTION:
         for box, label, score in zip(prediction.boxes, prediction.labels, prediction.scores, strict=True):
-            objects.append(
-                _label(card.class_names[int(label)], "rectangle", _rectangle(box, w, h), float(score))
-            )
+            objects.append(_label(card.class_names[int(label)], "rectangle", _rectangle(box, w, h), float(score)))
     else:
         for label, mask in zip(
             prediction.labels, prediction.masks if prediction.masks is not None else [], strict=True
@@ -95,9 +89,7 @@ def to_supervisely_annotation(
                 for contour in outer_contours(mask):
                     points = np.asarray(contour).reshape(-1, 2).tolist()
                     if len(points) >= 3:
-                        objects.append(
-                            _label(name, "polygon", {"points": {"exterior": points, "interior": []}})
-                        )
+                        objects.append(_label(name, "polygon", {"points": {"exterior": points, "interior": []}}))
             else:
                 data, origin = encode_bitmap(mask)
                 objects.append(_label(name, "bitmap", {"bitmap": {"origin": origin, "data": data}}))

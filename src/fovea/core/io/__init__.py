@@ -12,23 +12,28 @@ from fovea.core.io.media import Image, Volume
 from fovea.core.io.medical import read_dicom, read_dicom_series, read_nifti, write_nifti
 from fovea.core.io.sniff import sniff
 from fovea.core.io.urls import check_url, fetch_url
+from fovea.core.io.video import VideoInfo, iter_frames, probe_video, video_frame_indices
 from fovea.errors import InputError, LimitExceeded
 
 __all__ = [
     "DEFAULT_LIMITS",
     "Image",
     "Limits",
+    "VideoInfo",
     "Volume",
     "check_url",
     "decode_frames",
     "decode_image",
     "fetch_url",
     "image_from_array",
+    "iter_frames",
+    "probe_video",
     "read_dicom",
     "read_dicom_series",
     "read_input",
     "read_nifti",
     "sniff",
+    "video_frame_indices",
     "write_nifti",
 ]
 

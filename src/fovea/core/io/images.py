@@ -111,9 +111,7 @@ def _decode_jpeg(data: bytes, name: str, limits: Limits, min_size: tuple[int, in
     check_pixels(width, height, name, limits)
     try:
         if min_size:
-            pixels = simplejpeg.decode_jpeg(
-                data, colorspace="RGB", min_height=min_size[0], min_width=min_size[1]
-            )
+            pixels = simplejpeg.decode_jpeg(data, colorspace="RGB", min_height=min_size[0], min_width=min_size[1])
         else:
             pixels = simplejpeg.decode_jpeg(data, colorspace="RGB")
     except ValueError:
@@ -135,13 +133,9 @@ class _open:
                 warnings.simplefilter("error", PILImage.DecompressionBombWarning)
                 self.pil = PILImage.open(io.BytesIO(self.data))
         except (PILImage.DecompressionBombError, PILImage.DecompressionBombWarning):
-            raise LimitExceeded(
-                f"{self.name or 'input'} is too many pixels (decompression bomb guard)"
-            ) from None
+            raise LimitExceeded(f"{self.name or 'input'} is too many pixels (decompression bomb guard)") from None
         except UnidentifiedImageError:
-            raise InputError(
-                f"{self.name or 'input'}: corrupt or truncated image (unreadable header)"
-            ) from None
+            raise InputError(f"{self.name or 'input'}: corrupt or truncated image (unreadable header)") from None
         except (OSError, SyntaxError, ValueError) as exc:
             raise InputError(f"{self.name or 'input'}: corrupt or unsupported image ({exc})") from None
         check_pixels(self.pil.width, self.pil.height, self.name, self.limits)

@@ -38,9 +38,7 @@ def _pixels(ds, name: str, limits: Limits) -> np.ndarray:
     rows, cols = int(ds.get("Rows", 0)), int(ds.get("Columns", 0))
     frames = int(ds.get("NumberOfFrames", 1) or 1)
     if rows * cols * frames > limits.max_voxels or rows * cols > limits.max_pixels:
-        raise LimitExceeded(
-            f"{name or 'input'}: DICOM image of {frames}x{rows}x{cols} is over the size limit"
-        )
+        raise LimitExceeded(f"{name or 'input'}: DICOM image of {frames}x{rows}x{cols} is over the size limit")
     try:
         pixels = ds.pixel_array
     except Exception as exc:  # pydicom raises many kinds for missing codecs or broken data

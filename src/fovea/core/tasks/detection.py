@@ -85,9 +85,7 @@ def decode(
     n_classes = len(card.classes)
     allowed = class_mask(card, settings)
     predictions = []
-    for geometry, (boxes, labels, scores) in zip(
-        geometries, _candidates(card, outputs, len(geometries)), strict=True
-    ):
+    for geometry, (boxes, labels, scores) in zip(geometries, _candidates(card, outputs, len(geometries)), strict=True):
         valid = (scores >= settings["conf_thres"]) & (labels >= 0) & (labels < n_classes)
         if allowed is not None:
             valid &= allowed[np.clip(labels, 0, n_classes - 1)]

@@ -39,9 +39,7 @@ def masks_from_label_map(
 def _channels(card: ModelCard, raw: np.ndarray, n: int) -> np.ndarray:
     out = raw.reshape(n, -1, *raw.shape[-2:]) if raw.ndim == 3 else raw
     if out.shape[1] != len(card.classes):
-        raise ValueError(
-            f"model gives {out.shape[1]} channels but its card names {len(card.classes)} classes"
-        )
+        raise ValueError(f"model gives {out.shape[1]} channels but its card names {len(card.classes)} classes")
     return out.astype(np.float32, copy=False)
 
 
@@ -102,9 +100,7 @@ def decode_volume(
         probabilities = softmax(np.moveaxis(logits, 0, -1))
         winner = resize_volume(probabilities.argmax(axis=-1).astype(np.uint16), size, nearest=True)
         confidence = resize_volume(probabilities.max(axis=-1), size, nearest=True)
-        labels, scores, masks = masks_from_label_map(
-            winner.astype(np.int64), confidence, len(card.classes), allowed
-        )
+        labels, scores, masks = masks_from_label_map(winner.astype(np.int64), confidence, len(card.classes), allowed)
     else:
         probs = sigmoid(logits)
         keep = [c for c in range(len(card.classes)) if allowed is None or allowed[c]]

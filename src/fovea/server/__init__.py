@@ -1,0 +1,1 @@
+"""HTTP apps: the session app (three dialects + ops) and, later, the platform back-end."""

@@ -1,0 +1,81 @@
+"""Mapping Fovea's errors to HTTP statuses, and routes that render errors in their dialect's shape."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import HTTPException, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+from starlette.formparsers import MultiPartException
+
+from fovea.errors import CardError, InputError, LimitExceeded
+from fovea.sessions.batcher import Closed, Overloaded
+
+log = logging.getLogger("fovea.server")
+
+# (status, message, detail, headers) -> response in a dialect's own error shape
+Renderer = Callable[[int, str, Any, dict[str, str]], Response]
+
+
+class NotFound(LookupError):
+    """A resource the caller named does not exist (or is not theirs to see)."""
+
+
+class NotReady(Exception):
+    """The model is loading or unloaded (503: clients wait and retry)."""
+
+
+class NotImplementedEndpoint(Exception):
+    """An endpoint of a protocol extension Fovea does not implement (501)."""
+
+
+def classify(exc: Exception) -> tuple[int, str, Any, dict[str, str]]:
+    """(status, message, detail, headers) for an exception; unexpected ones are logged, never shown."""
+    if isinstance(exc, HTTPException):
+        return exc.status_code, str(exc.detail), None, dict(exc.headers or {})
+    if isinstance(exc, RequestValidationError):
+        detail = [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]
+        return 400, "invalid request", detail, {}
+    if isinstance(exc, LimitExceeded):
+        return 413, str(exc), exc.detail, {}
+    if isinstance(exc, MultiPartException):
+        return 413 if "Too many" in str(exc) or "exceeded" in str(exc) else 400, str(exc), None, {}
+    if isinstance(exc, InputError):
+        return 400, str(exc), exc.detail, {}
+    if isinstance(exc, CardError):
+        return 400, str(exc), None, {}
+    if isinstance(exc, LookupError):
+        return 404, str(exc).strip("'\""), None, {}
+    if isinstance(exc, Overloaded):
+        return 503, str(exc), None, {"Retry-After": str(max(1, round(exc.retry_after)))}
+    if isinstance(exc, (Closed, NotReady)):
+        return 503, str(exc), None, {"Retry-After": "1"}
+    if isinstance(exc, PermissionError):
+        return 403, str(exc), None, {}
+    if isinstance(exc, NotImplementedEndpoint):
+        return 501, str(exc), None, {}
+    request_id = uuid.uuid4().hex[:12]
+    log.exception("unexpected error (request %s)", request_id)
+    return 500, "internal server error", {"request_id": request_id}, {}
+
+
+def dialect_route(render: Renderer) -> type[APIRoute]:
+    """An APIRoute class whose handlers answer every error in `render`'s shape (no tracebacks)."""
+
+    class DialectRoute(APIRoute):
+        def get_route_handler(self) -> Callable[[Request], Any]:
+            handler = super().get_route_handler()
+
+            async def guarded(request: Request) -> Response:
+                try:
+                    return await handler(request)
+                except Exception as exc:  # every failure becomes a dialect-shaped answer
+                    return render(*classify(exc))
+
+            return guarded
+
+    return DialectRoute

@@ -1,0 +1,1 @@
+"""Sessions: deployed weights answering requests, with dynamic batching and asynchronous jobs."""

@@ -1,0 +1,32 @@
+"""Media by id for `fovea serve-model --media DIR`: a folder's files, numbered in sorted name order.
+
+The platform resolves ids against its own stored images and videos; a folder gives single-model mode the
+same id-based flows (`inference_image_id`, `inference_video_id_async`, ...) for local work and tests.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".mov", ".webm", ".mpg", ".mpeg"}
+
+
+class MediaFolder:
+    def __init__(self, folder: Path) -> None:
+        if not folder.is_dir():
+            raise ValueError(f"media folder not found: {folder}")
+        files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+        self.images = [p for p in files if p.suffix.lower() not in VIDEO_SUFFIXES]
+        self.videos = [p for p in files if p.suffix.lower() in VIDEO_SUFFIXES]
+
+    @staticmethod
+    def _get(files: list[Path], media_id: object, kind: str) -> tuple[bytes, str]:
+        if not isinstance(media_id, int) or isinstance(media_id, bool) or not 0 <= media_id < len(files):
+            raise LookupError(f"{kind} {media_id!r} is not known to this session")
+        return files[media_id].read_bytes(), files[media_id].name
+
+    def image(self, image_id: int) -> tuple[bytes, str]:
+        return self._get(self.images, image_id, "image")
+
+    def video(self, video_id: int) -> tuple[bytes, str]:
+        return self._get(self.videos, video_id, "video")
