@@ -13,9 +13,7 @@ from tests.core.graphs import bright_pixels_segmenter, constant_outputs
 
 
 def fovea(*args, env=None):
-    return subprocess.run(
-        [sys.executable, "-m", "fovea.cli", *map(str, args)], capture_output=True, text=True, env=env
-    )
+    return subprocess.run([sys.executable, "-m", "fovea.cli", *map(str, args)], capture_output=True, text=True, env=env)
 
 
 @pytest.fixture(scope="module")
@@ -104,9 +102,7 @@ def test_help_explains_every_command():
 
 def test_predict_with_the_zoo_model_finds_the_cat(zoo_dir, tmp_path):
     model = zoo_dir / "efficientnet-lite0-imagenet.onnx"
-    result = fovea(
-        "predict", model, zoo_dir / "samples" / "chelsea.jpg", "--format", "supervisely", "--draw", tmp_path
-    )
+    result = fovea("predict", model, zoo_dir / "samples" / "chelsea.jpg", "--format", "supervisely", "--draw", tmp_path)
     assert result.returncode == 0, result.stderr
     [row] = json.loads(result.stdout)
     assert row["image_name"] == "chelsea.jpg"
@@ -116,9 +112,7 @@ def test_predict_with_the_zoo_model_finds_the_cat(zoo_dir, tmp_path):
 
 def test_zoo_commands(zoo_dir, tmp_path):
     listed = fovea("zoo", "list", "--out", zoo_dir)
-    assert (
-        listed.returncode == 0 and "efficientnet-lite0-imagenet" in listed.stdout and "yes" in listed.stdout
-    )
+    assert listed.returncode == 0 and "efficientnet-lite0-imagenet" in listed.stdout and "yes" in listed.stdout
     path = fovea("zoo", "path", "samples/chelsea.jpg", "--out", zoo_dir)
     assert path.returncode == 0 and path.stdout.strip().endswith("chelsea.jpg")
     missing = fovea("zoo", "path", "nothing", "--out", tmp_path)

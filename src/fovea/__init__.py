@@ -3,6 +3,7 @@
 The public Python API lives here; everything else is an implementation detail of its layer.
 """
 
+from fovea.client.session import Session
 from fovea.core.card import ModelCard
 from fovea.core.io import Image, Volume
 from fovea.core.model import BaseInferenceModel
@@ -23,6 +24,7 @@ __all__ = [
     "ModelCard",
     "OnnxModel",
     "Prediction",
+    "Session",
     "Task",
     "Volume",
     "load",

@@ -201,17 +201,26 @@ def serve_model(
     media: Annotated[
         Path | None, typer.Option(help="Folder whose images and videos answer id-based calls (id = sorted position).")
     ] = None,
+    allow_url_host: Annotated[
+        list[str], typer.Option(help="Private host or network image URLs may point at (e.g. 10.0.0.0/8); repeatable.")
+    ] = [],  # noqa: B006
+    max_request_mb: Annotated[float, typer.Option(min=0.001, help="Largest request body, in MiB.")] = 64,
+    max_files: Annotated[int, typer.Option(min=1, help="Most files in one request.")] = 1000,
 ) -> None:
     """Serve one model at the root: Supervisely, FLaVor /invocations and KServe V2 (tritonclient)."""
     import uvicorn
 
     import fovea
+    from fovea.core.io import Limits
     from fovea.server.session_app import create_session_app
     from fovea.sessions.media import MediaFolder
     from fovea.sessions.session import ModelSession, SessionConfig
 
     net = fovea.load(resolve_model(model), card)
-    config = SessionConfig(max_batch_size=max_batch_size, max_delay_ms=max_delay_ms)
+    limits = Limits(
+        max_bytes=int(max_request_mb * 1024 * 1024), max_files=max_files, allow_private_hosts=tuple(allow_url_host)
+    )
+    config = SessionConfig(max_batch_size=max_batch_size, max_delay_ms=max_delay_ms, limits=limits)
     folder = MediaFolder(media) if media else None
     session = ModelSession(
         net,

@@ -95,9 +95,7 @@ def test_card_that_does_not_match_the_graph_is_refused(tmp_path):
     with pytest.raises(CardError, match=r"card outputs \['probs'\] are not outputs"):
         fovea.load(path)
     wrong_classes = ModelCard.model_validate({**CARD, "classes": ["a", "b", "c"]})
-    path = constant_outputs(
-        tmp_path / "n.onnx", wrong_classes, {"logits": np.array([[0.0, 1.0]], np.float32)}
-    )
+    path = constant_outputs(tmp_path / "n.onnx", wrong_classes, {"logits": np.array([[0.0, 1.0]], np.float32)})
     with pytest.raises(ValueError, match="gives 2 scores but its card names 3 classes"):
         fovea.load(path).predict(np.zeros((10, 10, 3), np.uint8))
 

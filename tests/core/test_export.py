@@ -58,9 +58,7 @@ def test_broken_export_fails_its_parity_check_and_leaves_no_file(tmp_path):
 def test_torchscript_export(tmp_path):
     path = to_torchscript(tiny_cnn(), sample_input(CARD), tmp_path / "tiny.pt")
     x = torch.from_numpy(sample_input(CARD, batch=2, seed=3))
-    np.testing.assert_allclose(
-        torch.jit.load(str(path))(x).detach().numpy(), tiny_cnn()(x).detach().numpy(), atol=1e-5
-    )
+    np.testing.assert_allclose(torch.jit.load(str(path))(x).detach().numpy(), tiny_cnn()(x).detach().numpy(), atol=1e-5)
 
 
 def test_quantization_reports_size_and_agreement(tmp_path):

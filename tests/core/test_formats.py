@@ -120,10 +120,7 @@ def test_aicoco_detection_follows_the_worked_example():
     check_aicoco(out, DET)
     rbc, wbc, platelets, blood = out["categories"]
     assert blood == {"id": blood["id"], "name": "Blood cell", "supercategory_id": None}
-    assert (
-        rbc["supercategory_id"] == wbc["supercategory_id"] == blood["id"]
-        and platelets["supercategory_id"] is None
-    )
+    assert rbc["supercategory_id"] == wbc["supercategory_id"] == blood["id"] and platelets["supercategory_id"] is None
     assert rbc["color"] == "#E6194B" and "color" not in wbc and rbc["display"] is True
     assert [o["category_ids"] for o in out["objects"]] == [[wbc["id"]], [rbc["id"]]]
     assert [o["confidence"] for o in out["objects"]] == pytest.approx([0.888, 0.817])
@@ -185,8 +182,7 @@ def test_aicoco_3d_segmentation_one_annotation_per_slice():
     check_aicoco(out, SEG)
     liver, tumor = out["objects"]
     by_object = {
-        o["id"]: [a["image_id"] for a in out["annotations"] if a["object_id"] == o["id"]]
-        for o in (liver, tumor)
+        o["id"]: [a["image_id"] for a in out["annotations"] if a["object_id"] == o["id"]] for o in (liver, tumor)
     }
     assert by_object[liver["id"]] == ["img-0", "img-1", "img-2"]
     assert by_object[tumor["id"]] == ["img-1", "img-2"]
@@ -219,9 +215,7 @@ def test_supervisely_segmentation_and_meta():
     annotation = to_supervisely_annotation(segmentation(), SEG)
     assert [o["classTitle"] for o in annotation["objects"]] == ["Liver", "Tumor"]
     liver = annotation["objects"][0]["bitmap"]
-    np.testing.assert_array_equal(
-        decode_bitmap(liver["data"], liver["origin"], (40, 50)), segmentation().masks[0]
-    )
+    np.testing.assert_array_equal(decode_bitmap(liver["data"], liver["origin"], (40, 50)), segmentation().masks[0])
     meta = supervisely_project_meta(SEG)
     assert [c["title"] for c in meta["classes"]] == ["Liver", "Tumor"]  # hidden background not listed
     assert all(c["shape"] == "bitmap" and re.match(r"^#[0-9A-F]{6}$", c["color"]) for c in meta["classes"])

@@ -40,9 +40,7 @@ def test_custom_model_runs_the_hook_pipeline_in_file_order():
 def test_files_must_match_image_entries_by_name():
     with pytest.raises(InputError, match=r"'x\.png' matches no entry"):
         match_images([{"id": "a", "index": 0, "file_name": "y.png"}], ["x.png"])
-    assert (
-        match_images([{"id": "a", "index": 0, "file_name": "y.png"}], ["/tmp/upload/y.png"])[0]["id"] == "a"
-    )
+    assert match_images([{"id": "a", "index": 0, "file_name": "y.png"}], ["/tmp/upload/y.png"])[0]["id"] == "a"
 
 
 def test_generic_model_exposes_categories_and_hooks(tmp_path):

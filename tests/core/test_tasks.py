@@ -133,9 +133,7 @@ def test_nms_is_class_aware(tmp_path):
 
 def test_classification_top_k_softmax(tmp_path):
     logits = np.array([[1.0, 3.0, 2.0]], np.float32)
-    model = fovea.load(
-        constant_outputs(tmp_path / "cls.onnx", card("classification", "softmax"), {"logits": logits})
-    )
+    model = fovea.load(constant_outputs(tmp_path / "cls.onnx", card("classification", "softmax"), {"logits": logits}))
     prediction = model.predict(IMAGE, {"top_k": 2})
     assert prediction.names == ["dog", "bird"]
     expected = np.exp(logits[0]) / np.exp(logits[0]).sum()
@@ -145,9 +143,7 @@ def test_classification_top_k_softmax(tmp_path):
 
 def test_multilabel_threshold(tmp_path):
     logits = np.array([[2.0, -3.0, 0.5]], np.float32)  # sigmoid: 0.88, 0.05, 0.62
-    model = fovea.load(
-        constant_outputs(tmp_path / "ml.onnx", card("multilabel", "sigmoid"), {"logits": logits})
-    )
+    model = fovea.load(constant_outputs(tmp_path / "ml.onnx", card("multilabel", "sigmoid"), {"logits": logits}))
     assert model.predict(IMAGE).names == ["cat", "bird"]
     assert model.predict(IMAGE, {"threshold": 0.7}).names == ["cat"]
 
@@ -179,9 +175,7 @@ def test_segmentation_mask_lands_on_the_right_pixels(tmp_path, mode):
     truth[y1:y2, x1:x2] = True
     # Everything inside (2 px in from the edge) is found, nothing outside (2 px out) is.
     assert mask[y1 + 2 : y2 - 2, x1 + 2 : x2 - 2].all()
-    outside = ~np.pad(
-        np.ones((y2 - y1 + 4, x2 - x1 + 4), bool), ((y1 - 2, 480 - y2 - 2), (x1 - 2, 640 - x2 - 2))
-    )
+    outside = ~np.pad(np.ones((y2 - y1 + 4, x2 - x1 + 4), bool), ((y1 - 2, 480 - y2 - 2), (x1 - 2, 640 - x2 - 2)))
     assert not mask[outside].any()
     assert abs(int(mask.sum()) - int(truth.sum())) < 0.03 * truth.sum()
 

@@ -1,26 +1,38 @@
 """PyTorch to ONNX (and TorchScript), with the card embedded and a parity check against ONNX Runtime.
 
-torch is imported inside the functions: the serving core never needs it.
+torch is imported inside the functions: the serving core never needs it. The legacy TorchScript-based ONNX
+exporter (`dynamo=False`) is used on purpose: on torch 2.14 it exports EfficientNet-Lite0 in about a second at
+exactly opset 17, while the dynamo exporter takes ~10 s and cannot down-convert that graph below opset 18.
 """
 
 from __future__ import annotations
 
 import importlib
-import os
-import tempfile
+import warnings
 from collections.abc import Callable, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from fovea.core.card import ModelCard, embed_card
+from fovea.core.card import InputSpec, ModelCard, embed_card
+from fovea.core.quantize import QuantizationReport, quantize_dynamic
 from fovea.errors import ExportError
+from fovea.paths import atomic_path
 
 if TYPE_CHECKING:
     import torch
+
+__all__ = [
+    "OPSET",
+    "QuantizationReport",
+    "build_module",
+    "check_parity",
+    "quantize_dynamic",
+    "sample_input",
+    "to_onnx",
+    "to_torchscript",
+]
 
 OPSET = 17
 
@@ -29,56 +41,10 @@ def sample_input(card: ModelCard, batch: int = 1, seed: int = 0) -> np.ndarray:
     """A random input shaped and typed as the card's input spec (for tracing and parity checks)."""
     spec = card.input
     rng = np.random.default_rng(seed)
-    shape = (batch, *spec.size, spec.channels) if spec.layout == "NHWC" else (batch, spec.channels, *spec.size)
+    shape = (batch, *_item_shape(spec))
     if spec.dtype == "uint8":
         return rng.integers(0, 256, shape, dtype=np.uint8)
     return rng.standard_normal(shape).astype(spec.dtype)
-
-
-@contextmanager
-def _atomic_path(path: Path):
-    """A temporary path beside `path`, renamed onto it only when the block succeeds."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-
-
-def _torch_outputs(module: torch.nn.Module, x: np.ndarray) -> list[np.ndarray]:
-    import torch
-
-    with torch.inference_mode():
-        out = module(torch.from_numpy(x))
-    outs = out if isinstance(out, (list, tuple)) else [out]
-    return [o.detach().cpu().numpy() for o in outs]
-
-
-def check_parity(
-    module: torch.nn.Module, onnx_path: Path, samples: Sequence[np.ndarray], *, atol: float, rtol: float
-) -> float:
-    """Largest absolute difference between PyTorch and ONNX Runtime; ExportError beyond tolerance."""
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
-    worst = 0.0
-    for x in samples:
-        expected = _torch_outputs(module, x)
-        actual = session.run(None, {name: x})
-        if len(expected) != len(actual):
-            raise ExportError(f"PyTorch gives {len(expected)} outputs, ONNX gives {len(actual)}")
-        for e, a in zip(expected, actual, strict=True):
-            if e.shape != a.shape:
-                raise ExportError(f"output shape differs: PyTorch {e.shape}, ONNX {a.shape} (batch {len(x)})")
-            diff = float(np.max(np.abs(e.astype(np.float64) - a.astype(np.float64)))) if e.size else 0.0
-            worst = max(worst, diff)
-            if not np.allclose(a, e, atol=atol, rtol=rtol):
-                raise ExportError(f"ONNX output differs from PyTorch by up to {diff:.3g} (atol={atol}, rtol={rtol})")
-    return worst
 
 
 def to_onnx(
@@ -90,118 +56,104 @@ def to_onnx(
     opset: int = OPSET,
     atol: float = 1e-4,
     rtol: float = 1e-3,
-    input_name: str = "input",
+    input_name: str | None = None,
     output_names: Sequence[str] | None = None,
 ) -> Path:
-    """Export `module` to ONNX with a dynamic batch axis and the card embedded; verify it against PyTorch.
+    """Export `module` (in eval mode) to ONNX with a dynamic batch axis and `card` embedded; verify it.
 
-    The file appears at `path` only when the parity check passes (batch 1 and batch 2).
+    Tensor names come from the arguments, else from the card (`input.name`, `decoder.outputs`), else
+    `input` and `output` (`output0`, `output1`, ... for several outputs); the embedded card records them.
+    The file is checked with `onnx.checker` and run by ONNX Runtime on `sample` and on a batch of two;
+    it appears at `path` only when every output matches PyTorch within `atol` + `rtol` * |expected|.
     """
     import onnx
     import torch
 
-    if opset < 17:
-        raise ExportError("opset must be 17 or newer")
+    if opset < OPSET:
+        raise ExportError(f"opset must be {OPSET} or newer, not {opset}")
     path = Path(path)
-    x = sample.detach().cpu().numpy() if isinstance(sample, torch.Tensor) else np.asarray(sample)
+    x = _as_numpy(sample)
+    _check_sample_fits_card(x, card.input)
     module = module.eval()
-    n_outputs = len(_torch_outputs(module, x[:1]))
-    names = list(
-        output_names
-        or card.decoder.outputs
-        or (["output"] if n_outputs == 1 else [f"output{i}" for i in range(n_outputs)])
-    )
+    n_outputs = len(_torch_outputs(module, x))
+    name_in, names_out = _tensor_names(card, input_name, output_names, n_outputs)
     card = card.model_copy(
         update={
-            "input": card.input.model_copy(update={"name": input_name}),
-            "decoder": card.decoder.model_copy(update={"outputs": tuple(names)}),
+            "input": card.input.model_copy(update={"name": name_in, "dynamic_batch": True}),
+            "decoder": card.decoder.model_copy(update={"outputs": tuple(names_out)}),
         }
     )
-    axes = {name: {0: "batch"} for name in [input_name, *names]}
-    with _atomic_path(path) as tmp:
-        try:
-            torch.onnx.export(
-                module,
-                (torch.from_numpy(x[:1]),),
-                str(tmp),
-                input_names=[input_name],
-                output_names=names,
-                dynamic_axes=axes,
-                opset_version=opset,
-                dynamo=False,
-            )
-        except Exception as exc:  # torch raises many types from tracing
-            raise ExportError(f"torch.onnx.export failed: {exc}") from None
+    with atomic_path(path) as tmp:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                torch.onnx.export(
+                    module,
+                    (torch.from_numpy(x),),
+                    str(tmp),
+                    input_names=[name_in],
+                    output_names=names_out,
+                    dynamic_axes={name: {0: "batch"} for name in [name_in, *names_out]},
+                    opset_version=opset,
+                    dynamo=False,
+                )
+            except Exception as exc:  # tracing raises many types
+                raise ExportError(f"torch.onnx.export failed: {type(exc).__name__}: {exc}") from None
+        tracer_notes = _tracer_warnings(caught)
         model = onnx.load(str(tmp))
         embed_card(model, card)
-        onnx.checker.check_model(model)
+        try:
+            onnx.checker.check_model(model, full_check=True)
+        except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
+            raise ExportError(f"the exported graph does not pass onnx.checker: {exc}") from None
         onnx.save(model, str(tmp))
-        # A batch of two different samples proves the dynamic batch axis and catches traced-in constants.
-        second = 255 - x[:1] if x.dtype == np.uint8 else (x[:1] * 0.5 + 0.25).astype(x.dtype)
-        batch2 = np.concatenate([x[:1], second])
-        check_parity(module, tmp, [x[:1], batch2], atol=atol, rtol=rtol)
+        try:
+            check_parity(module, tmp, [x, _batch_of_two(x)], atol=atol, rtol=rtol)
+        except ExportError as exc:
+            raise ExportError(f"{exc}{tracer_notes}") from None
     return path
 
 
-def to_torchscript(module: torch.nn.Module, sample: np.ndarray, path: str | Path, *, atol: float = 1e-5) -> Path:
-    """Trace `module` to TorchScript and check the traced module agrees with the original."""
+def check_parity(
+    module: torch.nn.Module, onnx_path: str | Path, samples: Sequence[np.ndarray], *, atol: float, rtol: float
+) -> float:
+    """Largest absolute difference between PyTorch and ONNX Runtime (CPU) on `samples`; ExportError beyond tolerance."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    worst = 0.0
+    for x in samples:
+        worst = max(worst, _compare(_torch_outputs(module, x), session.run(None, {name: x}), atol, rtol, "ONNX"))
+    return worst
+
+
+def to_torchscript(
+    module: torch.nn.Module, sample: np.ndarray | torch.Tensor, path: str | Path, *, atol: float = 1e-5, rtol: float = 1e-4
+) -> Path:
+    """Trace `module` (in eval mode) to TorchScript; the saved file must agree with it on `sample` and a batch of two."""
     import torch
 
     path = Path(path)
+    x = _as_numpy(sample)
     module = module.eval()
-    x = torch.from_numpy(np.asarray(sample))
-    with torch.inference_mode():
-        traced = torch.jit.trace(module, x)
-        expected, actual = module(x), traced(x)
-    if not torch.allclose(expected, actual, atol=atol):
-        raise ExportError("the traced TorchScript module disagrees with the original")
-    with _atomic_path(path) as tmp:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            with torch.no_grad():
+                traced = torch.jit.trace(module, torch.from_numpy(x))
+        except Exception as exc:
+            raise ExportError(f"torch.jit.trace failed: {type(exc).__name__}: {exc}") from None
+    tracer_notes = _tracer_warnings(caught)
+    with atomic_path(path) as tmp:
         traced.save(str(tmp))
+        reloaded = torch.jit.load(str(tmp))
+        for batch in (x, _batch_of_two(x)):
+            try:
+                _compare(_torch_outputs(module, batch), _torch_outputs(reloaded, batch), atol, rtol, "TorchScript")
+            except ExportError as exc:
+                raise ExportError(f"{exc}{tracer_notes}") from None
     return path
-
-
-@dataclass(frozen=True, slots=True)
-class QuantizationReport:
-    float_bytes: int
-    int8_bytes: int
-    max_abs_diff: float | None = None
-    top1_agreement: float | None = None
-
-    def __str__(self) -> str:
-        text = f"{self.float_bytes / 1e6:.1f} MB -> {self.int8_bytes / 1e6:.1f} MB"
-        if self.top1_agreement is not None:
-            text += f"; top-1 agreement {self.top1_agreement:.1%}, max |diff| {self.max_abs_diff:.3g}"
-        return text
-
-
-def quantize_dynamic(
-    onnx_path: str | Path, out_path: str | Path, *, samples: Sequence[np.ndarray] | None = None
-) -> QuantizationReport:
-    """Dynamic INT8 weight quantisation (ONNX Runtime), keeping the card; reports the change on `samples`."""
-    import onnx
-    import onnxruntime as ort
-    from onnxruntime.quantization import QuantType
-    from onnxruntime.quantization import quantize_dynamic as ort_quantize
-
-    onnx_path, out_path = Path(onnx_path), Path(out_path)
-    original = onnx.load(str(onnx_path))
-    with _atomic_path(out_path) as tmp:
-        ort_quantize(str(onnx_path), str(tmp), weight_type=QuantType.QInt8)
-        quantized = onnx.load(str(tmp))
-        del quantized.metadata_props[:]
-        quantized.metadata_props.extend(original.metadata_props)
-        onnx.save(quantized, str(tmp))
-    report = QuantizationReport(onnx_path.stat().st_size, out_path.stat().st_size)
-    if not samples:
-        return report
-    runs = [ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]) for p in (onnx_path, out_path)]
-    name = runs[0].get_inputs()[0].name
-    diffs, agree = [], []
-    for x in samples:
-        a, b = (s.run(None, {name: x})[0] for s in runs)
-        diffs.append(float(np.max(np.abs(a - b))))
-        agree.extend((a.reshape(len(x), -1).argmax(1) == b.reshape(len(x), -1).argmax(1)).tolist())
-    return QuantizationReport(report.float_bytes, report.int8_bytes, max(diffs), float(np.mean(agree)))
 
 
 def build_module(factory: str, *, num_classes: int, checkpoint: str | Path | None = None) -> torch.nn.Module:
@@ -225,3 +177,93 @@ def build_module(factory: str, *, num_classes: int, checkpoint: str | Path | Non
         state = torch.load(str(checkpoint), map_location="cpu", weights_only=True)
         module.load_state_dict(state.get("state_dict", state) if isinstance(state, dict) else state)
     return module.eval()
+
+
+# -- helpers --------------------------------------------------------------------------------------
+
+
+def _item_shape(spec: InputSpec) -> tuple[int, ...]:
+    return (*spec.size, spec.channels) if spec.layout == "NHWC" else (spec.channels, *spec.size)
+
+
+def _as_numpy(sample: Any) -> np.ndarray:
+    if hasattr(sample, "detach"):  # a torch.Tensor
+        sample = sample.detach().cpu().numpy()
+    x = np.ascontiguousarray(sample)
+    if x.ndim < 2 or len(x) < 1:
+        raise ExportError(f"the sample must be a batch (N, ...) with N >= 1, not shape {x.shape}")
+    return x
+
+
+def _check_sample_fits_card(x: np.ndarray, spec: InputSpec) -> None:
+    # The card is what serving trusts: a sample of another shape means the card describes another network.
+    if tuple(x.shape[1:]) != _item_shape(spec):
+        raise ExportError(
+            f"sample shape {tuple(x.shape)} does not match the card's input spec "
+            f"({spec.layout}, {spec.color}, size {spec.size}): expected (N, {', '.join(map(str, _item_shape(spec)))})"
+        )
+
+
+def _tensor_names(
+    card: ModelCard, input_name: str | None, output_names: Sequence[str] | None, n_outputs: int
+) -> tuple[str, list[str]]:
+    card_in, card_out = card.input.name, card.decoder.outputs
+    if input_name and card_in and input_name != card_in:
+        raise ExportError(f"input_name {input_name!r} contradicts the card's input.name {card_in!r}")
+    if output_names and card_out and tuple(output_names) != tuple(card_out):
+        raise ExportError(f"output_names {list(output_names)} contradict the card's decoder.outputs {list(card_out)}")
+    name_in = input_name or card_in or "input"
+    names_out = list(output_names or card_out or (["output"] if n_outputs == 1 else [f"output{i}" for i in range(n_outputs)]))
+    if len(names_out) != n_outputs:
+        raise ExportError(f"{len(names_out)} output names {names_out} for a module with {n_outputs} outputs")
+    if len({name_in, *names_out}) != 1 + n_outputs:
+        raise ExportError(f"tensor names must be unique: {[name_in, *names_out]}")
+    return name_in, names_out
+
+
+def _batch_of_two(x: np.ndarray) -> np.ndarray:
+    """Two different items: proves the dynamic batch axis and catches values traced in as constants."""
+    if len(x) >= 2:
+        return x[:2]
+    first = x[:1]
+    second = 255 - first if x.dtype == np.uint8 else (first * 0.5 + 0.25).astype(x.dtype)
+    return np.concatenate([first, second])
+
+
+def _torch_outputs(module: Any, x: np.ndarray) -> list[np.ndarray]:
+    import torch
+
+    with torch.inference_mode():
+        out = module(torch.from_numpy(x))
+    outs = out if isinstance(out, (list, tuple)) else [out]
+    return [o.detach().cpu().numpy() for o in outs]
+
+
+def _compare(expected: list[np.ndarray], actual: list[np.ndarray], atol: float, rtol: float, what: str) -> float:
+    if len(expected) != len(actual):
+        raise ExportError(f"PyTorch gives {len(expected)} outputs, {what} gives {len(actual)}")
+    worst = 0.0
+    for i, (e, a) in enumerate(zip(expected, actual, strict=True)):
+        if e.shape != a.shape:
+            raise ExportError(f"output {i} shape differs: PyTorch {e.shape}, {what} {a.shape}")
+        diff = float(np.max(np.abs(e.astype(np.float64) - a.astype(np.float64)))) if e.size else 0.0
+        worst = max(worst, diff)
+        if not np.allclose(a, e, atol=atol, rtol=rtol):
+            raise ExportError(
+                f"{what} output {i} differs from PyTorch by up to {diff:.3g} "
+                f"(atol={atol}, rtol={rtol}; batch of {len(e)})"
+            )
+    return worst
+
+
+def _tracer_warnings(caught: list[warnings.WarningMessage]) -> str:
+    """Tracer warnings (they explain most parity failures) as a note; other warnings are passed on."""
+    from torch.jit import TracerWarning
+
+    notes = []
+    for w in caught:
+        if issubclass(w.category, TracerWarning):
+            notes.append(str(w.message).split("\n")[0])
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return f"; tracing warned: {notes[0]}" if notes else ""

@@ -1,12 +1,14 @@
 """Reading and writing the DeepHealth dataset YAML (reference/dataset-format-and-augmentations.md §1).
 
 This module parses the file strictly and resolves class labels; checks that need the files themselves
-(existence, formats, archive safety) belong to whoever stores the dataset.
+(existence, formats, archive safety, absolute paths) belong to whoever stores the dataset.
 """
 
 from __future__ import annotations
 
+import posixpath
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,16 +16,21 @@ from typing import Any
 import yaml
 
 from fovea.errors import InputError
+from fovea.paths import atomic_path
 
 SPLITS = ("training", "validation", "test")
-_OPENCV_HEADER = re.compile(r"^%YAML[: ]\d\.\d+\s*\n")
+# ECVL writes the OpenCV-style `%YAML:1.2` first line, which YAML parsers reject; `%YAML 1.2` is dropped too.
+_YAML_HEADER = re.compile(r"\A%YAML[: ]\d\.\d+[ \t]*\r?\n")
+
+Location = str | list[str]  # one path, or the planes of a multi-plane sample
+Label = int | list[int] | str  # class index, class indexes (multi-label) or a mask path (segmentation)
 
 
 @dataclass(slots=True)
 class Sample:
-    location: str | list[str]  # one path, or the planes of a multi-plane sample
-    label: int | list[int] | str | None = None  # class index, class indexes (multi-label) or a mask path
-    values: dict[str, float | None] = field(default_factory=dict)
+    location: Location
+    label: Label | None = None
+    values: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -42,40 +49,41 @@ class DatasetSpec:
         return list(self.split.get(split, []))
 
 
+# -- reading ----------------------------------------------------------------------------------------
+
+
 class _NoAliasLoader(yaml.SafeLoader):
     """Safe loading that also refuses anchors and aliases (no billion-laughs expansion)."""
 
     def compose_node(self, parent: Any, index: Any) -> Any:
-        if self.check_event(yaml.AliasEvent):
-            raise InputError("dataset YAML: anchors and aliases are not allowed")
-        event = self.peek_event()
-        if getattr(event, "anchor", None):
+        if self.check_event(yaml.AliasEvent) or getattr(self.peek_event(), "anchor", None):
             raise InputError("dataset YAML: anchors and aliases are not allowed")
         return super().compose_node(parent, index)
 
 
 def parse_dataset_yaml(text: str, *, segmentation: bool = False) -> DatasetSpec:
-    text = _OPENCV_HEADER.sub("", text, count=1)
+    """A dataset from YAML text; a string label is a mask path when `segmentation`, else a class name."""
+    text = _YAML_HEADER.sub("", text.removeprefix("\ufeff"), count=1)
     try:
-        data = yaml.load(text, Loader=_NoAliasLoader)
+        data = yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         raise InputError(f"dataset YAML does not parse: {exc}") from None
     if not isinstance(data, dict):
         raise InputError("dataset YAML must be a mapping with an `images` list")
-    classes = _names(data.get("classes") or [], "classes")
-    features = _names(data.get("features") or [], "features")
+    classes = _names(data.get("classes"), "classes")
+    features = _names(data.get("features"), "features")
     raw_images = data.get("images")
     if not isinstance(raw_images, list) or not raw_images:
         raise InputError("dataset YAML: `images` must be a non-empty list")
-    samples = [_sample(entry, i, classes, features, segmentation) for i, entry in enumerate(raw_images)]
-    split = _split(data.get("split"), len(samples))
+    samples = [_sample(entry, f"images[{i}]", classes, features, segmentation) for i, entry in enumerate(raw_images)]
+    _check_unique_locations(samples)
     return DatasetSpec(
-        name=str(data.get("name") or ""),
-        description=str(data.get("description") or ""),
+        name=_text(data.get("name"), "name"),
+        description=_text(data.get("description"), "description"),
         classes=classes,
         features=features,
         samples=samples,
-        split=split,
+        split=_split(data.get("split"), len(samples)),
     )
 
 
@@ -87,43 +95,30 @@ def load_dataset_yaml(path: str | Path, *, segmentation: bool = False) -> Datase
     return parse_dataset_yaml(text, segmentation=segmentation)
 
 
-def write_dataset_yaml(path: str | Path, spec: DatasetSpec) -> Path:
-    images = []
-    for sample in spec.samples:
-        entry: dict[str, Any] = {"location": sample.location}
-        if sample.label is not None:
-            entry["label"] = sample.label
-        if sample.values:
-            entry["values"] = sample.values
-        images.append(entry)
-    data: dict[str, Any] = {"name": spec.name, "description": spec.description}
-    if spec.classes:
-        data["classes"] = spec.classes
-    if spec.features:
-        data["features"] = spec.features
-    data["images"] = images
-    if spec.split:
-        data["split"] = spec.split
-    path = Path(path)
-    path.write_text(yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=120))
-    return path
+def _text(value: Any, key: str) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (list, dict)):
+        raise InputError(f"dataset YAML: `{key}` must be a string")
+    return str(value)
 
 
 def _names(value: Any, key: str) -> list[str]:
+    if value is None:
+        return []
     if not isinstance(value, list):
         raise InputError(f"dataset YAML: `{key}` must be a list of names")
     names = []
     for i, name in enumerate(value):
         if isinstance(name, bool) or name is None or isinstance(name, (list, dict)):
             raise InputError(f"{key}[{i}]: {name!r} is not a valid name; quote it")
-        names.append(str(name))
+        names.append(str(name))  # `classes: [0, 1]` means the names "0" and "1"
     if len(set(names)) != len(names):
         raise InputError(f"dataset YAML: `{key}` names must be unique")
     return names
 
 
-def _sample(entry: Any, index: int, classes: list[str], features: list[str], segmentation: bool) -> Sample:
-    where = f"images[{index}]"
+def _sample(entry: Any, where: str, classes: list[str], features: list[str], segmentation: bool) -> Sample:
     if isinstance(entry, (str, list)):
         return Sample(location=_location(entry, where))
     if not isinstance(entry, dict) or "location" not in entry:
@@ -131,47 +126,85 @@ def _sample(entry: Any, index: int, classes: list[str], features: list[str], seg
     sample = Sample(location=_location(entry["location"], f"{where}.location"))
     if "label" in entry:
         sample.label = _label(entry["label"], classes, segmentation, f"{where}.label")
-    values = entry.get("values")
-    if isinstance(values, list):
-        if len(values) > len(features):
-            raise InputError(f"{where}.values: {len(values)} values for {len(features)} features")
-        sample.values = dict(zip(features, values, strict=False))
-    elif isinstance(values, dict):
-        unknown = set(values) - set(features)
-        if unknown:
-            raise InputError(f"{where}.values: unknown features {sorted(unknown)}")
-        sample.values = dict(values)
+    if "values" in entry:
+        sample.values = _values(entry["values"], features, f"{where}.values")
     return sample
 
 
-def _location(value: Any, where: str) -> str | list[str]:
+def _location(value: Any, where: str) -> Location:
     if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+        paths = [_path(v, where) for v in value]
+        if len(set(paths)) != len(paths):
+            raise InputError(f"{where}: a plane repeats")
         return value
-    if isinstance(value, str) and value:
+    if isinstance(value, str):
+        _path(value, where)
         return value
     raise InputError(f"{where}: a location is a path or a list of plane paths")
 
 
-def _label(value: Any, classes: list[str], segmentation: bool, where: str) -> int | list[int] | str:
-    if isinstance(value, str) and (segmentation or value not in classes):
-        if segmentation:
-            return value
-        raise InputError(f"{where}: unknown class {value!r}")
+def _path(value: str, where: str) -> str:
+    """The normalised form of a location, for comparisons; relative paths must stay inside the root."""
+    if not value:
+        raise InputError(f"{where}: empty location")
+    if "\\" in value:
+        raise InputError(f"{where}: {value!r} uses a backslash; separate folders with /")
+    if "://" in value or value.startswith(("/", "~")) or re.match(r"[A-Za-z]:/", value):
+        return value  # URLs and absolute paths: whoever stores the dataset decides whether they are allowed
+    normal = posixpath.normpath(value)
+    if normal == ".." or normal.startswith("../"):
+        raise InputError(f"{where}: {value!r} points outside the dataset folder")
+    return normal
+
+
+def _check_unique_locations(samples: list[Sample]) -> None:
+    seen: dict[tuple[str, ...], int] = {}
+    for i, sample in enumerate(samples):
+        planes = sample.location if isinstance(sample.location, list) else [sample.location]
+        key = tuple(_path(p, f"images[{i}]") for p in planes)
+        if key in seen:
+            raise InputError(f"images[{i}]: location {sample.location!r} repeats images[{seen[key]}]")
+        seen[key] = i
+
+
+def _label(value: Any, classes: list[str], segmentation: bool, where: str) -> Label:
+    if segmentation and isinstance(value, str):
+        _path(value, where)
+        return value
     if isinstance(value, list):
         return [_class_index(v, classes, where) for v in value]
     return _class_index(value, classes, where)
 
 
 def _class_index(value: Any, classes: list[str], where: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise InputError(f"{where}: {value!r} is not a class index or name")
-    if isinstance(value, int):
+    # An integer is always an index, even when class names look like numbers.
+    if isinstance(value, int) and not isinstance(value, bool):
         if not 0 <= value < len(classes):
             raise InputError(f"{where}: class index {value} out of range ({len(classes)} classes)")
         return value
-    if value not in classes:
-        raise InputError(f"{where}: unknown class {value!r}")
-    return classes.index(value)
+    if isinstance(value, str):
+        if value not in classes:
+            raise InputError(f"{where}: unknown class {value!r}")
+        return classes.index(value)
+    raise InputError(f"{where}: {value!r} is not a class index or name")
+
+
+def _values(value: Any, features: list[str], where: str) -> dict[str, Any]:
+    if isinstance(value, list):
+        if len(value) > len(features):
+            raise InputError(f"{where}: {len(value)} values for {len(features)} features")
+        pairs = dict(zip(features, value, strict=False))
+    elif isinstance(value, dict):
+        unknown = sorted(set(map(str, value)) - set(features))
+        if unknown:
+            raise InputError(f"{where}: unknown features {unknown}")
+        pairs = {str(k): v for k, v in value.items()}
+    else:
+        raise InputError(f"{where}: values are a list (by position) or a mapping (by feature name)")
+    for key, item in pairs.items():
+        if isinstance(item, (list, dict)):
+            raise InputError(f"{where}.{key}: a value must be a number, a string or null")
+    return pairs
 
 
 def _split(value: Any, count: int) -> dict[str, list[int]]:
@@ -190,3 +223,50 @@ def _split(value: Any, count: int) -> dict[str, list[int]]:
             raise InputError(f"split.{name}: an image id repeats")
         split[str(name)] = list(ids)
     return split
+
+
+# -- writing ----------------------------------------------------------------------------------------
+
+
+class _Inline(list):
+    """A list written in flow style (`[0, 1, 2]`): split ids, label lists, planes."""
+
+
+class _Dumper(yaml.SafeDumper):
+    def ignore_aliases(self, data: Any) -> bool:
+        return True  # the reader refuses aliases, so never write any
+
+
+_Dumper.add_representer(_Inline, lambda d, v: d.represent_sequence("tag:yaml.org,2002:seq", v, flow_style=True))
+
+
+def write_dataset_yaml(
+    path: str | Path,
+    name: str,
+    classes: Sequence[str],
+    images: Sequence[Sample | Location],
+    split: Mapping[str, Sequence[int]] | None = None,
+    description: str = "",
+) -> Path:
+    """Write a dataset YAML (long form for labelled samples); it is parsed back before it replaces `path`."""
+    entries: list[Any] = []
+    for image in images:
+        sample = image if isinstance(image, Sample) else Sample(location=image)
+        location = _Inline(sample.location) if isinstance(sample.location, list) else sample.location
+        if sample.label is None and not sample.values:
+            entries.append(location)
+            continue
+        entry: dict[str, Any] = {"location": location}
+        if sample.label is not None:
+            entry["label"] = _Inline(sample.label) if isinstance(sample.label, list) else sample.label
+        if sample.values:
+            entry["values"] = dict(sample.values)
+        entries.append(entry)
+    data: dict[str, Any] = {"name": name, "description": description, "classes": list(classes), "images": entries}
+    if split is not None:
+        data["split"] = {key: _Inline(int(i) for i in ids) for key, ids in split.items()}
+    text = yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=120)
+    parse_dataset_yaml(text, segmentation=any(isinstance(s, Sample) and isinstance(s.label, str) for s in images))
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)

@@ -84,17 +84,17 @@ class DynamicBatcher:
     async def aclose(self) -> None:
         """Stop the worker; requests still queued fail with `Closed`."""
         self._closed = True
-        if self._thread is not None:
-            self.queue.put(None)
-            await asyncio.to_thread(self._thread.join)
-            self._thread = None
-        while True:
+        while True:  # what has not started yet fails now; a batch already running finishes
             try:
                 item = self.queue.get_nowait()
             except queue.Empty:
                 break
-            if item is not None and not item.future.done():
+            if item is not None and item.future.set_running_or_notify_cancel():
                 item.future.set_exception(Closed("the session is shutting down"))
+        if self._thread is not None:
+            self.queue.put(None)
+            await asyncio.to_thread(self._thread.join)
+            self._thread = None
 
     async def predict(self, image: Image, settings: Mapping[str, Any] | None = None) -> Prediction:
         """Preprocess off the loop, share a network run with concurrent callers, decode with `settings`."""

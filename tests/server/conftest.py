@@ -1,0 +1,114 @@
+"""Real `fovea serve-model` processes on free loopback ports, with models and media made for the tests."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from fovea.core.card import ModelCard
+from tests.core.graphs import constant_outputs
+from tests.media import write_video
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serve(model: Path, *args: str) -> Iterator[str]:
+    """Start `fovea serve-model MODEL ARGS` and yield its base URL once it is ready; stop it afterwards."""
+    port = free_port()
+    command = [sys.executable, "-m", "fovea.cli", "serve-model", str(model), "--port", str(port), *args]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"serve-model exited: {process.stderr.read()}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                    break
+            if time.monotonic() > deadline:
+                raise RuntimeError("serve-model did not become ready in 60 s")
+            time.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@pytest.fixture(scope="session")
+def media_dir(zoo_dir, tmp_path_factory) -> Path:
+    """Image ids 0 (chelsea.jpg) and 1 (coffee.jpg); video id 0 (clip.mkv, 30 frames)."""
+    folder = tmp_path_factory.mktemp("media")
+    for name in ("chelsea.jpg", "coffee.jpg"):
+        (folder / name).write_bytes((zoo_dir / "samples" / name).read_bytes())
+    write_video(folder / "clip.mkv", 30)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def imagenet_url(zoo_dir, media_dir) -> Iterator[str]:
+    with serve(
+        zoo_dir / "efficientnet-lite0-imagenet.onnx", "--media", str(media_dir), "--allow-url-host", "127.0.0.1"
+    ) as url:
+        yield url
+
+
+DETECTOR_BOXES = [[100, 50, 300, 200], [10, 10, 40, 60]]  # in the 640x480 original, stretched to 320x320
+
+
+@pytest.fixture(scope="session")
+def detector_path(tmp_path_factory) -> Path:
+    """A detector whose yolov8 output is fixed: a dog (0.9) and a cat (0.6) at DETECTOR_BOXES of a 640x480 image."""
+    card = ModelCard(
+        name="pets-detector",
+        task="detection",
+        classes=["cat", "dog", "bird"],
+        input={"size": (320, 320)},
+        decoder={"kind": "yolov8"},
+    )
+    out = np.zeros((1, 7, 2), np.float32)
+    for anchor, ((x1, y1, x2, y2), label, score) in enumerate(zip(DETECTOR_BOXES, (1, 0), (0.9, 0.6), strict=True)):
+        sx, sy = 0.5, 320 / 480
+        out[0, :4, anchor] = [(x1 + x2) / 2 * sx, (y1 + y2) / 2 * sy, (x2 - x1) * sx, (y2 - y1) * sy]
+        out[0, 4 + label, anchor] = score
+    return constant_outputs(tmp_path_factory.mktemp("det") / "detector.onnx", card, {"output0": out})
+
+
+@pytest.fixture(scope="session")
+def detector_url(detector_path) -> Iterator[str]:
+    with serve(detector_path) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def supervisely_python() -> Path:
+    """A Python with the unmodified `supervisely` package, in its own virtualenv (it pins its own deps)."""
+    given = os.environ.get("FOVEA_SUPERVISELY_PYTHON")
+    if given:
+        return Path(given)
+    venv = ROOT / ".venv-supervisely"
+    python = venv / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", "supervisely==6.74.51"], check=True)
+    return python
