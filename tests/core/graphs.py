@@ -68,3 +68,22 @@ def bright_pixels_segmenter(path: Path, card: ModelCard) -> Path:
     ]
     graph = helper.make_graph(nodes, "segmenter", [x], [y], initializers)
     return _save(graph, card, path)
+
+
+def bright_voxels_segmenter(path: Path, card: ModelCard) -> Path:
+    """3-D segmentation on (N, 1, D, H, W): class 1 wherever the normalised voxel is above 0.5."""
+    d, h, w = card.input.size
+    x = helper.make_tensor_value_info("volume", TensorProto.FLOAT, ["N", 1, d, h, w])
+    y = helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 2, d, h, w])
+    initializers = [
+        numpy_helper.from_array(np.array(0.5, np.float32), "half"),
+        numpy_helper.from_array(np.array(20.0, np.float32), "gain"),
+    ]
+    nodes = [
+        helper.make_node("Sub", ["volume", "half"], ["centred"]),
+        helper.make_node("Mul", ["centred", "gain"], ["fg"]),
+        helper.make_node("Neg", ["fg"], ["bg"]),
+        helper.make_node("Concat", ["bg", "fg"], ["logits"], axis=1),
+    ]
+    graph = helper.make_graph(nodes, "voxels", [x], [y], initializers)
+    return _save(graph, card, path)

@@ -38,9 +38,14 @@ def test_classification_flows(supervisely_python, imagenet_url, zoo_dir, tmp_pat
     settings.write_text("top_k: 3\n")
     samples = zoo_dir / "samples"
     out = run_flow(
-        supervisely_python, imagenet_url, "classification", samples / "chelsea.jpg", samples / "coffee.jpg", settings,
+        supervisely_python,
+        imagenet_url,
+        "classification",
+        samples / "chelsea.jpg",
+        samples / "coffee.jpg",
+        settings,
         f"{image_server}/cat.png",
-    )  # fmt: skip
+    )
     assert out["info"]["task type"] == "classification" and out["info"]["number_of_classes"] == 1000
     assert out["defaults"] == {"top_k": 5} and out["settings"] == {"top_k": 2}
     assert out["tag_names"][0] == "confidence"

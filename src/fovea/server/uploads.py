@@ -43,7 +43,9 @@ class BodyLimit:
 
 
 async def _too_large(send: Send, limit: int) -> None:
-    body = json.dumps({"error": f"request body over the limit of {limit} bytes"}).encode()
+    message = f"request body over the limit of {limit} bytes"
+    # Before routing, so the body suits every dialect: V2 reads `error`, Supervisely `message`/`detail`.
+    body = json.dumps({"error": message, "success": False, "message": message, "detail": message}).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": 413, "headers": headers})
     await send({"type": "http.response.body", "body": body})

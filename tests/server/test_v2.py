@@ -1,0 +1,193 @@
+"""The Open Inference Protocol through the real `tritonclient` (http and aio) against serve-model."""
+
+import asyncio
+import gzip
+import json
+
+import httpx
+import numpy as np
+import pytest
+import tritonclient.http as httpclient
+import tritonclient.http.aio as aioclient
+from tritonclient.utils import InferenceServerException
+
+MODEL = "efficientnet-lite0-imagenet"
+CATS = range(281, 286)
+
+
+@pytest.fixture(scope="module")
+def client(imagenet_url):
+    return httpclient.InferenceServerClient(imagenet_url.removeprefix("http://"), concurrency=4)
+
+
+def image_input(*paths):
+    data = np.array([p.read_bytes() for p in paths], dtype=object)
+    tensor = httpclient.InferInput("image_bytes", [len(paths)], "BYTES")
+    tensor.set_data_from_numpy(data, binary_data=True)
+    return tensor
+
+
+def test_health_and_metadata(client):
+    assert client.is_server_live() and client.is_server_ready()
+    assert client.is_server_live(query_params={"test_1": 1, "test_2": 2})
+    assert client.is_model_ready(MODEL) and not client.is_model_ready("nope")
+    server = client.get_server_metadata()
+    assert server["name"] == "fovea" and "binary_tensor_data" in server["extensions"]
+    meta = client.get_model_metadata(MODEL)
+    assert meta["versions"] == ["1"] and meta["platform"] == "onnxruntime_onnx"
+    assert meta["inputs"] == [{"name": "input", "datatype": "FP32", "shape": [-1, 3, 224, 224]}]
+    assert json.loads(meta["properties"]["fovea.classes"])[281] == "tabby"
+    config = client.get_model_config(MODEL)
+    assert config["max_batch_size"] == 8 and config["input"][0]["dims"] == [3, 224, 224]
+    assert [o["name"] for o in config["output"]] == [o["name"] for o in meta["outputs"]]
+
+
+def test_unknown_model_is_404_with_trition_wording(client):
+    for call in (lambda: client.get_model_metadata("wrong_model_name"), lambda: client.infer("wrong_model_name", [])):
+        with pytest.raises(InferenceServerException) as error:
+            call()
+        assert "Request for unknown model" in error.value.message() and error.value.status() == "404"
+
+
+def test_image_bytes_gives_a_cat_in_json_and_binary(client, zoo_dir):
+    outputs = [httpclient.InferRequestedOutput("labels", binary_data=False), httpclient.InferRequestedOutput("scores")]
+    result = client.infer(
+        MODEL,
+        [image_input(zoo_dir / "samples" / "chelsea.jpg")],
+        outputs=outputs,
+        request_id="abc",
+        parameters={"top_k": 3},
+    )
+    assert result.get_response()["id"] == "abc" and result.get_response()["model_version"] == "1"
+    labels = result.as_numpy("labels")
+    assert labels.shape == (1, 3) and labels[0, 0] in CATS
+    scores = result.as_numpy("scores")
+    assert scores.shape == (1, 1000) and scores[0].argmax() == labels[0, 0]
+    assert "parameters" not in result.get_output("labels")
+
+
+def test_tensor_path_matches_the_image_path(client, zoo_dir):
+    import fovea
+
+    model = fovea.load(zoo_dir / "efficientnet-lite0-imagenet.onnx")
+    batch = model.preprocess(
+        [model.read(zoo_dir / "samples" / "chelsea.jpg"), model.read(zoo_dir / "samples" / "coffee.jpg")]
+    )
+    tensor = httpclient.InferInput("input", list(batch.tensor.shape), "FP32")
+    tensor.set_data_from_numpy(batch.tensor, binary_data=True)
+    logits = client.infer(MODEL, [tensor]).as_numpy("logits")  # no outputs named: every raw output, binary
+    assert logits.shape == (2, 1000) and logits[0].argmax() in CATS and logits[1].argmax() in {967, 968, 504}
+    json_tensor = httpclient.InferInput("input", [1, 3, 224, 224], "FP32")
+    json_tensor.set_data_from_numpy(batch.tensor[:1], binary_data=False)
+    out = client.infer(MODEL, [json_tensor], outputs=[httpclient.InferRequestedOutput("logits", binary_data=False)])
+    np.testing.assert_allclose(out.as_numpy("logits")[0], logits[0], atol=1e-4)
+
+
+def test_async_infer_with_concurrency(client, zoo_dir):
+    pending = [
+        client.async_infer(
+            MODEL,
+            [image_input(zoo_dir / "samples" / "chelsea.jpg")],
+            outputs=[httpclient.InferRequestedOutput("labels")],
+        )
+        for _ in range(16)
+    ]
+    assert all(p.get_result().as_numpy("labels")[0, 0] in CATS for p in pending)
+
+
+def test_aio_client(imagenet_url, zoo_dir):
+    async def main():
+        async with aioclient.InferenceServerClient(imagenet_url.removeprefix("http://")) as aio:
+            assert await aio.is_model_ready(MODEL)
+            data = np.array([(zoo_dir / "samples" / "coffee.jpg").read_bytes()], dtype=object)
+            tensor = aioclient.InferInput("image_bytes", [1], "BYTES")
+            tensor.set_data_from_numpy(data)
+            results = await asyncio.gather(
+                *(aio.infer(MODEL, [tensor], outputs=[aioclient.InferRequestedOutput("labels")]) for _ in range(8))
+            )
+            return [r.as_numpy("labels")[0, 0] for r in results]
+
+    assert set(asyncio.run(main())) <= {967, 968, 504}
+
+
+def test_compression_both_ways(imagenet_url, zoo_dir):
+    client = httpclient.InferenceServerClient(imagenet_url.removeprefix("http://"))
+    for algorithm in ("gzip", "deflate"):
+        result = client.infer(
+            MODEL,
+            [image_input(zoo_dir / "samples" / "chelsea.jpg")],
+            request_compression_algorithm=algorithm,
+            response_compression_algorithm="gzip",
+            outputs=[httpclient.InferRequestedOutput("labels")],
+        )
+        assert result.as_numpy("labels")[0, 0] in CATS
+
+
+def test_errors_are_400_with_an_error_body(client, imagenet_url):
+    good = httpclient.InferInput("input", [1, 3, 224, 224], "FP32")
+    good.set_data_from_numpy(np.zeros((1, 3, 224, 224), np.float32))
+    cases = [
+        ([good], [httpclient.InferRequestedOutput("nope")], "unknown output"),
+        ([_tensor("input", np.zeros((1, 3, 224, 224), np.int32), "INT32")], None, "datatype"),
+        ([_tensor("input", np.zeros((1, 3, 100, 100), np.float32), "FP32")], None, "shape"),
+        ([_tensor("input", np.zeros((9, 3, 224, 224), np.float32), "FP32")], None, "batch size 9"),
+    ]
+    for inputs, outputs, message in cases:
+        with pytest.raises(InferenceServerException) as error:
+            client.infer(MODEL, inputs, outputs=outputs)
+        assert error.value.status() == "400" and message in error.value.message()
+    url = f"{imagenet_url}/v2/models/{MODEL}/infer"
+    raw = [
+        ({"Inference-Header-Content-Length": "999999"}, b"{}", 400),
+        ({"Inference-Header-Content-Length": "abc"}, b"{}", 400),
+        ({"Inference-Header-Content-Length": "2"}, b"{}xx", 400),
+        ({"Content-Encoding": "gzip"}, gzip.compress(b"\0" * (80 * 1024 * 1024)), 413),
+    ]
+    for headers, body, status in raw:
+        response = httpx.post(url, headers=headers, content=body, timeout=30)
+        assert response.status_code == status and "error" in response.json()
+    missing = httpx.get(f"{imagenet_url}/v2/nowhere")
+    assert missing.status_code == 404 and "error" in missing.json()
+
+
+def _tensor(name, array, datatype):
+    tensor = httpclient.InferInput(name, list(array.shape), datatype)
+    tensor.set_data_from_numpy(array)
+    return tensor
+
+
+def test_raw_mode_with_a_jpeg_body(imagenet_url, zoo_dir):
+    response = httpx.post(
+        f"{imagenet_url}/v2/models/{MODEL}/infer",
+        headers={"Inference-Header-Content-Length": "0", "Content-Type": "image/jpeg"},
+        content=(zoo_dir / "samples" / "chelsea.jpg").read_bytes(),
+    )
+    assert response.status_code == 200
+    header = int(response.headers["inference-header-content-length"])
+    doc = json.loads(response.content[:header])
+    logits = np.frombuffer(response.content[header:], "<f4")
+    assert doc["outputs"][0]["name"] == "logits" and logits.argmax() in CATS
+
+
+def test_statistics_and_repository(client, zoo_dir):
+    before = client.get_inference_statistics(MODEL)["model_stats"]
+    assert len(before) == 1 and before[0]["version"] == "1"
+    client.infer(
+        MODEL, [image_input(zoo_dir / "samples" / "chelsea.jpg")], outputs=[httpclient.InferRequestedOutput("labels")]
+    )
+    after = client.get_inference_statistics(MODEL)["model_stats"][0]
+    stats = after["inference_stats"]
+    assert stats["success"]["count"] == before[0]["inference_stats"]["success"]["count"] + 1
+    assert stats["queue"]["count"] == stats["success"]["count"]
+    assert all(isinstance(v, int) for s in stats.values() for v in s.values())
+    assert after["execution_count"] >= 1 and after["last_inference"] > 0
+    assert client.get_model_repository_index() == [{"name": MODEL, "version": "1", "state": "READY", "reason": ""}]
+    client.unload_model(MODEL)
+    assert not client.is_model_ready(MODEL)
+    with pytest.raises(InferenceServerException) as error:
+        client.infer(MODEL, [image_input(zoo_dir / "samples" / "chelsea.jpg")])
+    assert error.value.status() == "503"
+    client.load_model(MODEL)
+    assert client.is_model_ready(MODEL)
+    with pytest.raises(InferenceServerException, match="failed to load"):
+        client.load_model("wrong_model_name")
