@@ -7,9 +7,10 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from fastapi import HTTPException, Request, Response
+from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 
 from fovea.errors import CardError, InputError, LimitExceeded

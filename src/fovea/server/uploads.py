@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from starlette.datastructures import FormData, UploadFile
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -56,7 +57,14 @@ async def read_form(request: Request, limits: Limits) -> FormData:
     content_type = request.headers.get("content-type", "")
     if not content_type.startswith("multipart/form-data"):
         raise InputError("expected a multipart/form-data request")
-    return await request.form(max_files=limits.max_files, max_fields=limits.max_files, max_part_size=limits.max_bytes)
+    try:
+        return await request.form(
+            max_files=limits.max_files, max_fields=limits.max_files, max_part_size=limits.max_bytes
+        )
+    except HTTPException as exc:  # Starlette reports parse problems and its own limits as 400
+        if "Too many" in str(exc.detail) or "exceeded" in str(exc.detail):
+            raise LimitExceeded(str(exc.detail)) from None
+        raise InputError(f"malformed multipart body: {exc.detail}") from None
 
 
 async def read_files(form: FormData, field: str = "files") -> list[tuple[str, bytes]]:
