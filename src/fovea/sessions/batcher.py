@@ -11,7 +11,7 @@ import asyncio
 import queue
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from fovea.core.io import Image
-from fovea.core.onnx_model import OnnxModel
+from fovea.core.onnx_model import Batch, OnnxModel
 from fovea.core.predictions import Prediction
 from fovea.core.settings import resolve_settings
 from fovea.errors import FoveaError, InputError
@@ -70,6 +70,9 @@ class DynamicBatcher:
         self.stats = BatchStats()
         self._thread: threading.Thread | None = None
         self._closed = False
+        # Callers between "accepted" and "queued" (decoding, preprocessing): the worker waits for a batch
+        # to fill only while some are on their way, so a lone request never pays max_delay_ms.
+        self._expected = 0
 
     @property
     def running(self) -> bool:
@@ -98,16 +101,31 @@ class DynamicBatcher:
 
     async def predict(self, image: Image, settings: Mapping[str, Any] | None = None) -> Prediction:
         """Preprocess off the loop, share a network run with concurrent callers, decode with `settings`."""
+        return await self.predict_prepared(lambda: self.model.preprocess([image]), settings)
+
+    async def predict_prepared(
+        self, prepare: Callable[[], Batch], settings: Mapping[str, Any] | None = None
+    ) -> Prediction:
+        """Like `predict`, with `prepare()` (e.g. decode + preprocess of an upload) run in one worker-thread hop."""
         resolved = resolve_settings(self.model.card, settings)  # bad settings fail before queueing
-        batch = await asyncio.to_thread(self.model.preprocess, [image])
-        outputs = await self.run(batch.tensor)
+        self._expected += 1
+        try:
+            batch = await asyncio.to_thread(prepare)
+        except BaseException:
+            self._expected -= 1
+            raise
+        outputs = await self.run(batch.tensor, expected=True)
         return self.model.postprocess((outputs, batch), resolved)[0]
 
-    async def run(self, tensor: np.ndarray, timing: dict[str, float] | None = None) -> list[np.ndarray]:
+    async def run(
+        self, tensor: np.ndarray, timing: dict[str, float] | None = None, *, expected: bool = False
+    ) -> list[np.ndarray]:
         """Queue a preprocessed (n, ...) tensor; returns its rows of the batched outputs.
 
         `timing`, when given, receives `queue` and `run` seconds (for the V2 statistics).
         """
+        if expected:
+            self._expected -= 1
         if self._closed or not self.running:
             raise Closed("the session is not running")
         if len(tensor) > self.max_batch_size:
@@ -126,11 +144,16 @@ class DynamicBatcher:
         items, rows = [first], len(first.tensor)
         deadline = time.monotonic() + self.max_delay
         while rows < self.max_batch_size:
-            timeout = deadline - time.monotonic()
             try:
-                item = self.queue.get_nowait() if timeout <= 0 else self.queue.get(timeout=timeout)
+                item = self.queue.get_nowait()
             except queue.Empty:
-                break
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self._expected <= 0:
+                    break
+                try:
+                    item = self.queue.get(timeout=min(remaining, 0.0005))
+                except queue.Empty:
+                    continue
             if item is None:  # closing: finish this batch, then stop
                 self.queue.put(None)
                 break

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fovea.core.io import DEFAULT_LIMITS, Image, Limits, Volume, read_input
-from fovea.core.onnx_model import OnnxModel
+from fovea.core.onnx_model import Batch, OnnxModel
 from fovea.core.predictions import Prediction
 from fovea.core.settings import resolve_settings
 from fovea.sessions.batcher import DynamicBatcher
@@ -36,6 +36,10 @@ class SessionConfig:
     max_delay_ms: float = 2.0
     max_queue: int = 256
     limits: Limits = DEFAULT_LIMITS
+
+
+class _IsVolume(Exception):
+    """Raised by an upload's preparation when it turns out to be a volume."""
 
 
 class ModelSession:
@@ -104,10 +108,22 @@ class ModelSession:
 
     async def predict_bytes(self, data: bytes, name: str, settings: Mapping[str, Any] | None = None) -> Prediction:
         """Decode and predict one upload; a volume goes through `predict_volume` in a worker thread."""
-        item = await self.decode(data, name)
-        if isinstance(item, Volume):
-            return await self.predict_volume(item, settings)
-        return await self.predict(item, settings)
+        volume: list[Volume] = []
+
+        def prepare() -> Batch:
+            # Decode and preprocess in one worker-thread hop: the hot path of every image request.
+            item = read_input(data, name=name, limits=self.limits, min_size=self.model.preprocessor.min_decode_size)
+            if isinstance(item, Volume):
+                volume.append(item)
+                raise _IsVolume
+            return self.model.preprocess([item])
+
+        try:
+            prediction = await self.batcher.predict_prepared(prepare, self.settings(settings))
+        except _IsVolume:
+            return await self.predict_volume(volume[0], settings)
+        prediction.source = name
+        return prediction
 
     async def predict_volume(self, volume: Volume, settings: Mapping[str, Any] | None = None) -> Prediction:
         return await asyncio.to_thread(self.model.predict_volume, volume, self.settings(settings))
