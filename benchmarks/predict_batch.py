@@ -22,9 +22,7 @@ MODEL = "efficientnet-lite0-imagenet"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=200)
     parser.add_argument("--zoo", type=Path, default=None)
     parser.add_argument("--batch-size", type=int, default=8)

@@ -53,9 +53,7 @@ def reference_loop(paths: list[Path], model_path: Path, card: ModelCard) -> floa
     return len(paths) / (time.perf_counter() - start)
 
 
-def limit(
-    paths: list[Path], model_path: Path, card: ModelCard, cores: int | None = None
-) -> tuple[float, float, float]:
+def limit(paths: list[Path], model_path: Path, card: ModelCard, cores: int | None = None) -> tuple[float, float, float]:
     """(limit img/s, single-thread preprocess s/img, single-thread model s/img)."""
     cores = cores or len(os.sched_getaffinity(0))
     sess = session(model_path, 1)

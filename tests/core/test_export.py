@@ -1,12 +1,15 @@
 """Export to ONNX and TorchScript with parity checks, and INT8 quantisation."""
 
+import subprocess
+import sys
+
 import numpy as np
 import onnx
+import onnxruntime as ort
 import pytest
 import torch
 from torch import nn
 
-import fovea
 from fovea.core.card import ModelCard, load_card
 from fovea.core.export import quantize_dynamic, sample_input, to_onnx, to_torchscript
 from fovea.errors import ExportError
@@ -20,7 +23,7 @@ CARD = ModelCard(
 )
 
 
-def tiny_cnn():
+def tiny_cnn() -> nn.Module:
     torch.manual_seed(0)
     return nn.Sequential(
         nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 3)
@@ -28,51 +31,147 @@ def tiny_cnn():
 
 
 class BakesItsInput(nn.Module):
-    """Eager code that reads a tensor value into Python: tracing freezes it into a constant."""
+    """Reads a tensor value into Python: eager code recomputes it, a trace freezes the sample's value."""
 
     def forward(self, x):
         return x.mean(dim=(2, 3)) * float(x.mean())
 
 
-def test_export_embeds_the_card_and_runs_any_batch(tmp_path):
-    path = to_onnx(tiny_cnn(), sample_input(CARD), CARD, tmp_path / "tiny.onnx")
+class TwoHeads(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = tiny_cnn()
+
+    def forward(self, x):
+        logits = self.body(x)
+        return logits, logits.softmax(1)
+
+
+def run_onnx(path, x):
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(None, {session.get_inputs()[0].name: x})
+
+
+def eager(module, x):
+    with torch.no_grad():
+        return module.eval()(torch.from_numpy(x)).numpy()
+
+
+def test_export_embeds_the_card_and_runs_batches_of_one_and_three(tmp_path):
+    module = tiny_cnn().train()
+    path = to_onnx(module, sample_input(CARD), CARD, tmp_path / "tiny.onnx")
+    assert module.training  # exported in eval mode, handed back as it came
     card = load_card(path)
     assert card.input.name == "input" and card.decoder.outputs == ("output",)
-    assert card.class_names == ("a", "b", "c")
+    assert card.class_names == ("a", "b", "c") and card.input.size == (16, 16)
     model = onnx.load(str(path))
-    assert model.opset_import[0].version >= 17
-    assert model.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
-    loaded = fovea.load(path)
-    images = [np.random.default_rng(i).integers(0, 255, (20, 30, 3), dtype=np.uint8) for i in range(3)]
-    assert len(loaded.predict_batch(images, batch_size=3)) == 3
+    assert model.opset_import[0].version == 17
+    assert [d.dim_param or d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim] == ["batch", 3, 16, 16]
+    assert model.graph.output[0].type.tensor_type.shape.dim[0].dim_param == "batch"
+    for batch in (1, 3):
+        x = sample_input(CARD, batch=batch, seed=batch)
+        (out,) = run_onnx(path, x)
+        assert out.shape == (batch, 3)
+        np.testing.assert_allclose(out, eager(tiny_cnn(), x), atol=1e-5)
+
+
+def test_tensor_names_come_from_the_card_or_the_arguments(tmp_path):
+    named = ModelCard.model_validate({**CARD.model_dump(), "input": {**CARD.input.model_dump(), "name": "images"}})
+    path = to_onnx(tiny_cnn(), sample_input(CARD), named, tmp_path / "named.onnx", output_names=["scores"])
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == ["images"] and [o.name for o in session.get_outputs()] == [
+        "scores"
+    ]
+    assert load_card(path).decoder.outputs == ("scores",)
+    with pytest.raises(ExportError, match="contradicts the card"):
+        to_onnx(tiny_cnn(), sample_input(CARD), named, tmp_path / "clash.onnx", input_name="pixels")
+    assert not (tmp_path / "clash.onnx").exists()
+
+
+def test_several_outputs_get_numbered_names_and_all_are_checked(tmp_path):
+    path = to_onnx(TwoHeads(), sample_input(CARD), CARD, tmp_path / "two.onnx")
+    assert load_card(path).decoder.outputs == ("output0", "output1")
+    logits, probabilities = run_onnx(path, sample_input(CARD, batch=2))
+    np.testing.assert_allclose(probabilities.sum(1), [1, 1], atol=1e-6)
+    np.testing.assert_allclose(probabilities, torch.from_numpy(logits).softmax(1).numpy(), atol=1e-6)
 
 
 def test_broken_export_fails_its_parity_check_and_leaves_no_file(tmp_path):
     path = tmp_path / "broken.onnx"
-    with pytest.raises(ExportError, match="differs from PyTorch"):
+    with pytest.raises(ExportError, match=r"differs from PyTorch by up to \d") as error:
         to_onnx(BakesItsInput(), sample_input(CARD), CARD, path)
-    assert not path.exists()
+    assert "tracing warned" in str(error.value)  # the message says why the trace went wrong
+    assert list(tmp_path.iterdir()) == []  # neither the file nor its temporary sibling
+
+
+def test_a_module_that_fails_or_returns_no_tensor_fails_cleanly(tmp_path):
+    class Raises(nn.Module):
+        def forward(self, x):
+            return x.reshape(-1, 7)  # 3*16*16 is not a multiple of 7
+
+    class CountsItems(nn.Module):
+        def forward(self, x):
+            return len(x)
+
+    with pytest.raises(ExportError, match=r"fails on a batch of shape \(1, 3, 16, 16\): RuntimeError"):
+        to_onnx(Raises(), sample_input(CARD), CARD, tmp_path / "raises.onnx")
+    with pytest.raises(ExportError, match="must return a tensor"):
+        to_onnx(CountsItems(), sample_input(CARD), CARD, tmp_path / "counts.onnx")
     assert list(tmp_path.iterdir()) == []
 
 
-def test_torchscript_export(tmp_path):
-    path = to_torchscript(tiny_cnn(), sample_input(CARD), tmp_path / "tiny.pt")
-    x = torch.from_numpy(sample_input(CARD, batch=2, seed=3))
-    np.testing.assert_allclose(torch.jit.load(str(path))(x).detach().numpy(), tiny_cnn()(x).detach().numpy(), atol=1e-5)
+def test_the_sample_must_fit_the_card_and_the_opset_be_recent(tmp_path):
+    with pytest.raises(ExportError, match="does not match the card"):
+        to_onnx(tiny_cnn(), np.zeros((1, 3, 32, 32), np.float32), CARD, tmp_path / "a.onnx")
+    with pytest.raises(ExportError, match="opset"):
+        to_onnx(tiny_cnn(), sample_input(CARD), CARD, tmp_path / "b.onnx", opset=13)
+    assert list(tmp_path.iterdir()) == []
 
 
-def test_quantization_reports_size_and_agreement(tmp_path):
+def test_torchscript_export_agrees_after_reloading(tmp_path):
+    path = to_torchscript(tiny_cnn(), torch.from_numpy(sample_input(CARD)), tmp_path / "tiny.pt")
+    x = sample_input(CARD, batch=3, seed=3)
+    with torch.no_grad():
+        reloaded = torch.jit.load(str(path))(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(reloaded, eager(tiny_cnn(), x), atol=1e-6)
+    with pytest.raises(ExportError, match="TorchScript output 0 differs"):
+        to_torchscript(BakesItsInput(), sample_input(CARD), tmp_path / "broken.pt")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.pt"]
+
+
+def test_quantization_reports_size_agreement_and_scores(tmp_path):
     torch.manual_seed(0)
     wide = nn.Sequential(nn.Flatten(), nn.Linear(3 * 16 * 16, 512), nn.ReLU(), nn.Linear(512, 3))
     path = to_onnx(wide, sample_input(CARD), CARD, tmp_path / "wide.onnx")
     samples = [sample_input(CARD, batch=8, seed=s) for s in range(4)]
-    report = quantize_dynamic(path, tmp_path / "wide-int8.onnx", samples=samples)
-    assert report.int8_bytes < report.float_bytes / 2
-    assert report.top1_agreement >= 0.8 and report.max_abs_diff < 0.5
+    reference = np.concatenate([eager(wide, x).argmax(1) for x in samples])
+
+    def accuracy(onnx_path):  # against the float model's own answers, so float scores 1.0
+        return float(np.mean(np.concatenate([run_onnx(onnx_path, x)[0].argmax(1) for x in samples]) == reference))
+
+    report = quantize_dynamic(path, tmp_path / "wide-int8.onnx", samples=samples, evaluate=accuracy)
+    assert report.float_bytes == path.stat().st_size
+    assert report.int8_bytes == (tmp_path / "wide-int8.onnx").stat().st_size < report.float_bytes / 3
+    assert report.float_score == 1.0 and report.int8_score == report.top1_agreement >= 0.8
+    assert 0 < report.max_abs_diff < 0.1
     assert load_card(tmp_path / "wide-int8.onnx") == load_card(path)
-    assert "MB" in str(report)
+    int8_ops = {node.op_type for node in onnx.load(str(tmp_path / "wide-int8.onnx")).graph.node}
+    assert "MatMulInteger" in int8_ops
+    assert "MB ->" in str(report) and "top-1 agreement" in str(report)
+    with pytest.raises(ExportError, match="must not replace"):
+        quantize_dynamic(path, path)
 
 
-def test_opset_must_be_recent(tmp_path):
-    with pytest.raises(ExportError, match="opset"):
-        to_onnx(tiny_cnn(), sample_input(CARD), CARD, tmp_path / "old.onnx", opset=13)
+def test_quantization_can_be_limited_to_some_operators(tmp_path):
+    path = to_onnx(tiny_cnn(), sample_input(CARD), CARD, tmp_path / "tiny.onnx")
+    quantize_dynamic(path, tmp_path / "all.onnx")
+    quantize_dynamic(path, tmp_path / "dense.onnx", op_types=["MatMul", "Gemm"])
+    ops = {name: {n.op_type for n in onnx.load(str(tmp_path / name)).graph.node} for name in ("all.onnx", "dense.onnx")}
+    assert "ConvInteger" in ops["all.onnx"] and "Conv" not in ops["all.onnx"]
+    assert "Conv" in ops["dense.onnx"] and "ConvInteger" not in ops["dense.onnx"]
+
+
+def test_export_modules_import_without_torch():
+    code = "import sys; sys.modules['torch'] = None; import fovea.core.export, fovea.core.quantize; print('ok')"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert result.stdout.strip() == "ok", result.stderr

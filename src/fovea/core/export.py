@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import importlib
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -67,51 +68,58 @@ def to_onnx(
     it appears at `path` only when every output matches PyTorch within `atol` + `rtol` * |expected|.
     """
     import onnx
-    import torch
 
     if opset < OPSET:
         raise ExportError(f"opset must be {OPSET} or newer, not {opset}")
     path = Path(path)
     x = _as_numpy(sample)
     _check_sample_fits_card(x, card.input)
-    module = module.eval()
-    n_outputs = len(_torch_outputs(module, x))
-    name_in, names_out = _tensor_names(card, input_name, output_names, n_outputs)
-    card = card.model_copy(
-        update={
-            "input": card.input.model_copy(update={"name": name_in, "dynamic_batch": True}),
-            "decoder": card.decoder.model_copy(update={"outputs": tuple(names_out)}),
-        }
-    )
-    with atomic_path(path) as tmp:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
+    with _eval_mode(module):
+        name_in, names_out = _tensor_names(card, input_name, output_names, len(_torch_outputs(module, x)))
+        card = card.model_copy(
+            update={
+                "input": card.input.model_copy(update={"name": name_in, "dynamic_batch": True}),
+                "decoder": card.decoder.model_copy(update={"outputs": tuple(names_out)}),
+            }
+        )
+        with atomic_path(path) as tmp:
+            tracer_notes = _trace_to_onnx(module, x, tmp, name_in, names_out, opset)
+            model = onnx.load(str(tmp))
+            embed_card(model, card)
             try:
-                torch.onnx.export(
-                    module,
-                    (torch.from_numpy(x),),
-                    str(tmp),
-                    input_names=[name_in],
-                    output_names=names_out,
-                    dynamic_axes={name: {0: "batch"} for name in [name_in, *names_out]},
-                    opset_version=opset,
-                    dynamo=False,
-                )
-            except Exception as exc:  # tracing raises many types
-                raise ExportError(f"torch.onnx.export failed: {type(exc).__name__}: {exc}") from None
-        tracer_notes = _tracer_warnings(caught)
-        model = onnx.load(str(tmp))
-        embed_card(model, card)
-        try:
-            onnx.checker.check_model(model, full_check=True)
-        except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
-            raise ExportError(f"the exported graph does not pass onnx.checker: {exc}") from None
-        onnx.save(model, str(tmp))
-        try:
-            check_parity(module, tmp, [x, _batch_of_two(x)], atol=atol, rtol=rtol)
-        except ExportError as exc:
-            raise ExportError(f"{exc}{tracer_notes}") from None
+                onnx.checker.check_model(model, full_check=True)
+            except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
+                raise ExportError(f"the exported graph does not pass onnx.checker: {exc}") from None
+            onnx.save(model, str(tmp))
+            try:
+                check_parity(module, tmp, [x, _batch_of_two(x)], atol=atol, rtol=rtol)
+            except ExportError as exc:
+                raise ExportError(f"{exc}{tracer_notes}") from None
     return path
+
+
+def _trace_to_onnx(
+    module: torch.nn.Module, x: np.ndarray, path: Path, name_in: str, names_out: list[str], opset: int
+) -> str:
+    """Run the legacy exporter with a dynamic batch axis everywhere; returns the tracer's warnings as a note."""
+    import torch
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            torch.onnx.export(
+                module,
+                (torch.from_numpy(x),),
+                str(path),
+                input_names=[name_in],
+                output_names=names_out,
+                dynamic_axes={name: {0: "batch"} for name in [name_in, *names_out]},
+                opset_version=opset,
+                dynamo=False,
+            )
+        except Exception as exc:  # tracing raises many types
+            raise ExportError(f"torch.onnx.export failed: {type(exc).__name__}: {exc}") from None
+    return _tracer_warnings(caught)
 
 
 def check_parity(
@@ -129,15 +137,19 @@ def check_parity(
 
 
 def to_torchscript(
-    module: torch.nn.Module, sample: np.ndarray | torch.Tensor, path: str | Path, *, atol: float = 1e-5, rtol: float = 1e-4
+    module: torch.nn.Module,
+    sample: np.ndarray | torch.Tensor,
+    path: str | Path,
+    *,
+    atol: float = 1e-5,
+    rtol: float = 1e-4,
 ) -> Path:
-    """Trace `module` (in eval mode) to TorchScript; the saved file must agree with it on `sample` and a batch of two."""
+    """Trace `module` (in eval mode) to TorchScript; the saved file must match it on `sample` and a batch of two."""
     import torch
 
     path = Path(path)
     x = _as_numpy(sample)
-    module = module.eval()
-    with warnings.catch_warnings(record=True) as caught:
+    with _eval_mode(module), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
             with torch.no_grad():
@@ -145,7 +157,7 @@ def to_torchscript(
         except Exception as exc:
             raise ExportError(f"torch.jit.trace failed: {type(exc).__name__}: {exc}") from None
     tracer_notes = _tracer_warnings(caught)
-    with atomic_path(path) as tmp:
+    with _eval_mode(module), atomic_path(path) as tmp:
         traced.save(str(tmp))
         reloaded = torch.jit.load(str(tmp))
         for batch in (x, _batch_of_two(x)):
@@ -182,6 +194,17 @@ def build_module(factory: str, *, num_classes: int, checkpoint: str | Path | Non
 # -- helpers --------------------------------------------------------------------------------------
 
 
+@contextmanager
+def _eval_mode(module: torch.nn.Module) -> Iterator[None]:
+    """Eval mode (dropout off, batch-norm statistics frozen) for the block; the caller's mode comes back after."""
+    was_training = module.training
+    module.eval()
+    try:
+        yield
+    finally:
+        module.train(was_training)
+
+
 def _item_shape(spec: InputSpec) -> tuple[int, ...]:
     return (*spec.size, spec.channels) if spec.layout == "NHWC" else (spec.channels, *spec.size)
 
@@ -213,7 +236,9 @@ def _tensor_names(
     if output_names and card_out and tuple(output_names) != tuple(card_out):
         raise ExportError(f"output_names {list(output_names)} contradict the card's decoder.outputs {list(card_out)}")
     name_in = input_name or card_in or "input"
-    names_out = list(output_names or card_out or (["output"] if n_outputs == 1 else [f"output{i}" for i in range(n_outputs)]))
+    names_out = list(
+        output_names or card_out or (["output"] if n_outputs == 1 else [f"output{i}" for i in range(n_outputs)])
+    )
     if len(names_out) != n_outputs:
         raise ExportError(f"{len(names_out)} output names {names_out} for a module with {n_outputs} outputs")
     if len({name_in, *names_out}) != 1 + n_outputs:
@@ -233,9 +258,14 @@ def _batch_of_two(x: np.ndarray) -> np.ndarray:
 def _torch_outputs(module: Any, x: np.ndarray) -> list[np.ndarray]:
     import torch
 
-    with torch.inference_mode():
-        out = module(torch.from_numpy(x))
+    try:
+        with torch.inference_mode():
+            out = module(torch.from_numpy(x))
+    except Exception as exc:  # whatever the module raises, the export cannot go on
+        raise ExportError(f"the module fails on a batch of shape {x.shape}: {type(exc).__name__}: {exc}") from None
     outs = out if isinstance(out, (list, tuple)) else [out]
+    if not outs or not all(isinstance(o, torch.Tensor) for o in outs):
+        raise ExportError(f"the module must return a tensor or a tuple of tensors, not {type(out).__name__}")
     return [o.detach().cpu().numpy() for o in outs]
 
 
@@ -260,10 +290,11 @@ def _tracer_warnings(caught: list[warnings.WarningMessage]) -> str:
     """Tracer warnings (they explain most parity failures) as a note; other warnings are passed on."""
     from torch.jit import TracerWarning
 
-    notes = []
+    notes, passed_on = [], set()
     for w in caught:
         if issubclass(w.category, TracerWarning):
             notes.append(str(w.message).split("\n")[0])
-        else:
+        elif (key := (w.category, str(w.message))) not in passed_on:  # once each, as the default filter would
+            passed_on.add(key)
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     return f"; tracing warned: {notes[0]}" if notes else ""

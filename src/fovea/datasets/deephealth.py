@@ -65,7 +65,7 @@ def parse_dataset_yaml(text: str, *, segmentation: bool = False) -> DatasetSpec:
     """A dataset from YAML text; a string label is a mask path when `segmentation`, else a class name."""
     text = _YAML_HEADER.sub("", text.removeprefix("\ufeff"), count=1)
     try:
-        data = yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
+        data = yaml.load(text, Loader=_NoAliasLoader)
     except yaml.YAMLError as exc:
         raise InputError(f"dataset YAML does not parse: {exc}") from None
     if not isinstance(data, dict):
@@ -247,6 +247,8 @@ def write_dataset_yaml(
     images: Sequence[Sample | Location],
     split: Mapping[str, Sequence[int]] | None = None,
     description: str = "",
+    *,
+    features: Sequence[str] = (),
 ) -> Path:
     """Write a dataset YAML (long form for labelled samples); it is parsed back before it replaces `path`."""
     entries: list[Any] = []
@@ -262,7 +264,10 @@ def write_dataset_yaml(
         if sample.values:
             entry["values"] = dict(sample.values)
         entries.append(entry)
-    data: dict[str, Any] = {"name": name, "description": description, "classes": list(classes), "images": entries}
+    data: dict[str, Any] = {"name": name, "description": description, "classes": _Inline(classes)}
+    if features:
+        data["features"] = _Inline(features)
+    data["images"] = entries
     if split is not None:
         data["split"] = {key: _Inline(int(i) for i in ids) for key, ids in split.items()}
     text = yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=120)
