@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import gzip
 import io
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,6 +17,7 @@ from fovea.core.io.images import check_bytes, image_from_array
 from fovea.core.io.limits import DEFAULT_LIMITS, Limits
 from fovea.core.io.media import Image, Volume
 from fovea.errors import InputError, LimitExceeded
+from fovea.paths import atomic_path
 
 
 def _dataset(data: bytes, name: str):  # -> pydicom.Dataset
@@ -216,7 +215,8 @@ def write_nifti(
     image.header.set_zooms((spacing[2], spacing[1], spacing[0]))
     data = gzip.compress(image.to_bytes(), compresslevel=6)
     if path is not None:
-        _atomic_write(Path(path), data)
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(data)
     return data
 
 
@@ -231,14 +231,3 @@ def _gunzip(data: bytes, name: str, limits: Limits) -> bytes:
     if inflater.unconsumed_tail:
         raise LimitExceeded(f"{name or 'input'}: decompressed volume is over the size limit")
     return out
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
