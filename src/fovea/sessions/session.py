@@ -18,6 +18,7 @@ from fovea.core.io import DEFAULT_LIMITS, Image, Limits, Volume, read_input
 from fovea.core.onnx_model import Batch, OnnxModel
 from fovea.core.predictions import Prediction
 from fovea.core.settings import resolve_settings
+from fovea.errors import InputError
 from fovea.sessions.batcher import DynamicBatcher
 from fovea.sessions.requests import InMemoryRequestStore, RequestStore
 
@@ -99,6 +100,13 @@ class ModelSession:
         return await asyncio.to_thread(
             read_input, data, name=name, limits=self.limits, min_size=self.model.preprocessor.min_decode_size
         )
+
+    def prepare_image(self, data: bytes, name: str) -> Batch:
+        """Decode and preprocess one 2-D upload in the calling thread (one hop off the event loop)."""
+        item = read_input(data, name=name, limits=self.limits, min_size=self.model.preprocessor.min_decode_size)
+        if isinstance(item, Volume):
+            raise InputError(f"{name or 'input'} is a volume; this endpoint takes 2-D images")
+        return self.model.preprocess([item])
 
     async def predict(self, image: Image, settings: Mapping[str, Any] | None = None) -> Prediction:
         """One image through the dynamic batcher."""

@@ -19,7 +19,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fovea import __version__
 from fovea.core.geometry import Geometry
-from fovea.core.io import Image
 from fovea.core.onnx_model import Batch
 from fovea.errors import InputError, LimitExceeded
 from fovea.server.dialects.v2_codec import (
@@ -391,7 +390,7 @@ def _settings(session: ModelSession, parameters: dict[str, Any]) -> dict[str, An
 async def _infer(request: Request, session: ModelSession, parsed: InferRequest, stats: V2Stats) -> Response:
     t0 = time.perf_counter()
     settings = _settings(session, parsed.parameters)
-    images, tensor = await _inputs(request, session, parsed)
+    prepared, tensor = await _inputs(request, session, parsed)
     t_input = time.perf_counter() - t0
     raw_names = session.model.output_names
     post = postprocessed_names(session.card.task, raw_names)
@@ -402,14 +401,13 @@ async def _infer(request: Request, session: ModelSession, parsed: InferRequest, 
             raise InputError(f"unknown output {unknown[0]!r}; outputs are {', '.join([*raw_names, *post])}")
     wanted = [o.name for o in requested] if requested is not None else list(raw_names)
     timing: dict[str, float] = {}
-    if images is not None:
-        batches = await asyncio.gather(*(asyncio.to_thread(session.model.preprocess, [i]) for i in images))
-        outs = await asyncio.gather(*(session.batcher.run(b.tensor, timing) for b in batches))
+    if prepared is not None:
+        outs = await asyncio.gather(*(session.batcher.run(b.tensor, timing) for b in prepared))
         outputs = [np.concatenate(column) for column in zip(*outs, strict=True)]
         batch = Batch(
-            np.concatenate([b.tensor for b in batches]),
-            [g for b in batches for g in b.geometries],
-            [i.name for i in images],
+            np.concatenate([b.tensor for b in prepared]),
+            [g for b in prepared for g in b.geometries],
+            [name for b in prepared for name in b.names],
         )
     else:
         outputs = await session.batcher.run(tensor, timing)
@@ -454,7 +452,7 @@ def _respond(request: Request, body: bytes, headers: dict[str, str]) -> Response
 
 async def _inputs(
     request: Request, session: ModelSession, parsed: InferRequest
-) -> tuple[list[Image] | None, np.ndarray | None]:
+) -> tuple[list[Batch] | None, np.ndarray | None]:
     """Either decoded images (from `image_bytes` or a raw image body) or a ready tensor."""
     tensor_name = session.model.input_name
     if parsed.raw is not None:
@@ -478,16 +476,15 @@ async def _inputs(
             raise InputError(f"{IMAGE_INPUT} must be BYTES of shape [N] or [N, 1]")
         elements = list(encoded.array.ravel())
         _check_batch(session, len(elements))
-        images = []
-        for i, data in enumerate(elements):
+
+        def prepare(i: int, data: bytes) -> Batch:
             try:
-                item = await session.decode(bytes(data), f"image_bytes[{i}]")
+                return session.prepare_image(data, f"image_bytes[{i}]")
             except InputError as exc:
                 raise InputError(f"{IMAGE_INPUT}[{i}]: {exc}") from None
-            if not isinstance(item, Image):
-                raise InputError(f"{IMAGE_INPUT}[{i}] is a volume; this endpoint takes 2-D images")
-            images.append(item)
-        return images, None
+
+        batches = await asyncio.gather(*(asyncio.to_thread(prepare, i, bytes(d)) for i, d in enumerate(elements)))
+        return list(batches), None
     return None, _check_tensor(session, by_name[tensor_name])
 
 
@@ -509,7 +506,7 @@ def _check_tensor(session: ModelSession, tensor: InputTensor) -> np.ndarray:
 
 async def _raw_input(
     request: Request, session: ModelSession, raw: bytes
-) -> tuple[list[Image] | None, np.ndarray | None]:
+) -> tuple[list[Batch] | None, np.ndarray | None]:
     """Raw mode (§8.4): a batch-1 tensor when the size says so, else one encoded image (4-byte prefix optional)."""
     expected = _tensor_input(session)
     dtype = DATATYPES[expected["datatype"]]
@@ -521,10 +518,7 @@ async def _raw_input(
         return None, np.frombuffer(raw, dtype).reshape(shape).copy()
     if len(raw) > 4 and int.from_bytes(raw[:4], "little") == len(raw) - 4:
         raw = raw[4:]
-    item = await session.decode(raw, "body")
-    if not isinstance(item, Image):
-        raise InputError("the raw body is a volume; send a 2-D image")
-    return [item], None
+    return [await asyncio.to_thread(session.prepare_image, raw, "body")], None
 
 
 _UNIMPLEMENTED = [
