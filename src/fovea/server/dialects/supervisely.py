@@ -234,7 +234,7 @@ def _run_video(
     frames: list[int],
     settings: dict,
     **ids: Any,
-) -> None:
+) -> dict[str, Any]:
     job.start(len(frames))
     batch: list[tuple[int, Image]] = []
 

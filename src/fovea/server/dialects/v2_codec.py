@@ -179,7 +179,7 @@ def _objects(items: list[bytes], shape: list[int]) -> np.ndarray:
     return array.reshape(shape)
 
 
-def _flatten(data: Any, name: str) -> list[Any]:
+def _flatten(data: Any) -> list[Any]:
     if not isinstance(data, list):
         return [data]
     flat: list[Any] = []
@@ -196,7 +196,7 @@ def _flatten(data: Any, name: str) -> list[Any]:
 
 
 def _from_json(data: Any, dtype: np.dtype, shape: list[int], name: str) -> np.ndarray:
-    flat = _flatten(data, name)
+    flat = _flatten(data)
     if len(flat) != math.prod(shape):
         raise InputError(f"input {name}: {len(flat)} elements in `data` for shape {shape}")
     if dtype.kind == "O":
