@@ -231,7 +231,9 @@ def serve_model(
         video_resolver=folder.video if folder else None,
     )
     err.print(f"serving {session.name} ({net.card.task}) on http://{host}:{port}", highlight=False)
-    uvicorn.run(create_session_app(session), host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)
+    uvicorn.run(
+        create_session_app(session), host=host, port=port, log_level="warning", access_log=False, timeout_graceful_shutdown=5
+    )
 
 
 @zoo_app.command("build")
