@@ -1,0 +1,87 @@
+"""Supervisely endpoints the Session SDK does not reach (ModelAPI's), over plain HTTP."""
+
+import json
+import time
+
+import httpx
+
+from tests.media import write_video
+
+
+def post(url, endpoint, **state):
+    return httpx.post(f"{url}/{endpoint}", json={"state": state, "context": {}, "api_token": "secret"}, timeout=60)
+
+
+def wait_finished(url, request_uuid):
+    for _ in range(200):
+        progress = post(url, "get_inference_progress", inference_request_uuid=request_uuid).json()
+        if progress["finished"]:
+            return progress
+        time.sleep(0.05)
+    raise AssertionError("the request did not finish")
+
+
+def test_batch_async_upload_and_status(imagenet_url, zoo_dir):
+    files = [
+        ("files", (f"image_{i}.jpg", (zoo_dir / "samples" / n).read_bytes()))
+        for i, n in enumerate(["chelsea.jpg", "coffee.jpg"])
+    ]
+    started = httpx.post(
+        f"{imagenet_url}/inference_batch_async", files=files, data={"state": json.dumps({"settings": {}})}
+    )
+    assert started.status_code == 200 and started.json()["message"] == "Scheduled inference task."
+    request_uuid = started.json()["inference_request_uuid"]
+    assert len(request_uuid) == 32
+    wait_finished(imagenet_url, request_uuid)
+    status = post(imagenet_url, "get_inference_status", inference_request_uuid=request_uuid).json()
+    assert "pending_results" not in status and status["gpu_memory"] == {"allocated": None, "total": None}
+    popped = post(imagenet_url, "pop_inference_results", inference_request_uuid=request_uuid).json()
+    assert [r["name"] for r in popped["pending_results"]] == ["image_0.jpg", "image_1.jpg"]
+    assert popped["pending_results"][1]["annotation"]["tags"][0]["name"] == "espresso"
+    assert post(imagenet_url, "get_inference_result", inference_request_uuid=request_uuid).json() is None
+    assert post(imagenet_url, "clear_inference_request", inference_request_uuid=request_uuid).json() == {
+        "success": True
+    }
+
+
+def test_a_bad_upload_is_refused_before_a_request_exists(imagenet_url):
+    files = [("files", ("image_0.png", b"/tmp/some/path.jpg"))]  # ModelAPI's known bug: a path string as content
+    response = httpx.post(f"{imagenet_url}/inference_batch_async", files=files)
+    assert response.status_code == 400 and "image_0.png" in response.json()["message"]
+
+
+def test_video_upload_async_with_every_alias(imagenet_url, tmp_path):
+    video = write_video(tmp_path / "v.mkv", 20).read_bytes()
+    state = {"start_frame": 10, "num_frames": 4, "direction": "backward", "stride": 2}
+    started = httpx.post(
+        f"{imagenet_url}/inference_video_async", files=[("files", ("v.mkv", video))], data={"state": json.dumps(state)}
+    ).json()
+    request_uuid = started["inference_request_uuid"]
+    done = wait_finished(imagenet_url, request_uuid)
+    assert done["progress"] == {"current": 2, "total": 2}
+    popped = post(imagenet_url, "pop_inference_results", inference_request_uuid=request_uuid).json()
+    assert [r["frame_index"] for r in popped["pending_results"]] == [10, 8]
+    assert post(imagenet_url, "get_inference_result", inference_request_uuid=request_uuid).json() == {"video_ann": None}
+
+
+def test_uuid_errors_stop_idempotence_and_unsupported(imagenet_url):
+    missing = post(imagenet_url, "get_inference_progress", inference_request_uuid="0" * 32)
+    assert missing.status_code == 404 and missing.json()["message"] == "Error: 'inference_request_uuid' is not found."
+    required = post(imagenet_url, "pop_inference_results")
+    assert required.status_code == 400 and required.json()["message"] == "Error: 'inference_request_uuid' is required."
+    stop = post(imagenet_url, "stop_inference", inference_request_uuid="unknown")
+    assert stop.status_code == 200 and stop.json() == {"message": "Inference will be stopped.", "success": True}
+    assert post(imagenet_url, "get_preparing_progress", inference_request_uuid="x").json()["status"]
+    for path in ("/is_ready", "//is_ready", "/is_ready/"):
+        assert httpx.get(f"{imagenet_url}{path}").json() == {"status": "ready"}
+    assert httpx.post(f"{imagenet_url}/is_ready", json={}).json() == {"status": "ready"}
+    unsupported = post(imagenet_url, "run_speedtest")
+    assert unsupported.status_code == 501 and unsupported.json()["success"] is False
+    deploy = post(imagenet_url, "get_deploy_info").json()
+    assert len(deploy) == 12 and deploy["runtime"] == "onnxruntime"
+    upload = post(imagenet_url, "inference_image_id", image_id=0, upload=True)
+    assert upload.status_code == 400
+    bad_video = post(imagenet_url, "inference_video_id_async", videoId=0, startFrameIndex=999)
+    assert bad_video.status_code == 400 and "outside the video" in bad_video.json()["message"]
+    tracker = post(imagenet_url, "inference_video_id", videoId=0, tracker="botsort")
+    assert tracker.status_code == 400
