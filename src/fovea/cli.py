@@ -232,7 +232,12 @@ def serve_model(
     )
     err.print(f"serving {session.name} ({net.card.task}) on http://{host}:{port}", highlight=False)
     uvicorn.run(
-        create_session_app(session), host=host, port=port, log_level="warning", access_log=False, timeout_graceful_shutdown=5
+        create_session_app(session),
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=5,
     )
 
 

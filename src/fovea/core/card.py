@@ -7,9 +7,11 @@ self-describing; a side-car `model.yaml` / `model.json` next to a plain ONNX fil
 from __future__ import annotations
 
 import json
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -167,11 +169,25 @@ class ModelCard(_Strict):
             raise ValueError(f"unknown settings {sorted(unknown)} for task {self.task}")
         return self
 
-    @property
+    # Cached: a card is immutable, and decoders read these on every request (1000 names for ImageNet).
+    _CACHED = ("class_names", "displayed", "colors")
+
+    def model_copy(self, *, update: dict[str, Any] | None = None, deep: bool = False) -> ModelCard:
+        copy = super().model_copy(update=update, deep=deep)
+        for name in self._CACHED:  # a copy with other classes must not keep this card's cached values
+            copy.__dict__.pop(name, None)
+        return copy
+
+    @cached_property
     def class_names(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.classes)
 
-    @property
+    @cached_property
+    def displayed(self) -> np.ndarray:
+        """A boolean per class: False for classes the card hides."""
+        return np.array([c.display for c in self.classes], bool)
+
+    @cached_property
     def colors(self) -> tuple[tuple[int, int, int], ...]:
         return tuple(c.color or _PALETTE[i % len(_PALETTE)] for i, c in enumerate(self.classes))
 

@@ -67,10 +67,10 @@ def class_mask(card: ModelCard, settings: Mapping[str, Any]) -> np.ndarray | Non
     """
     chosen = settings.get("classes")
     background = card.decoder.background_index
-    displayed = np.array([c.display for c in card.classes], bool)
+    displayed = card.displayed
     if chosen is None and background is None and displayed.all():
         return None
-    allowed = displayed if chosen is None else displayed & np.isin(np.array(card.class_names), list(chosen))
+    allowed = displayed.copy() if chosen is None else displayed & np.isin(np.array(card.class_names), list(chosen))
     if background is not None and 0 <= background < len(allowed):
         allowed[background] = False
     return allowed
