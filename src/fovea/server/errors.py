@@ -7,8 +7,9 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from fastapi import Request, Response
+from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
@@ -80,3 +81,14 @@ def dialect_route(render: Renderer) -> type[APIRoute]:
             return guarded
 
     return DialectRoute
+
+
+def install_http_error_handler(app: FastAPI) -> None:
+    """404/405 outside any route, in a shape every dialect's clients can read."""
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        message = str(exc.detail)
+        # V2 clients read `error`, Supervisely clients `message`/`detail`: one body serves all of them.
+        body = {"error": message, "success": False, "message": message, "detail": message}
+        return JSONResponse(body, exc.status_code, headers=dict(exc.headers or {}))

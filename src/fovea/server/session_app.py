@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from fovea.server import ops
 from fovea.server.dialects import flavor, supervisely, v2
+from fovea.server.errors import install_http_error_handler
 from fovea.server.metrics import MetricsMiddleware, SessionMetrics
 from fovea.server.paths import NormalizePath
 from fovea.server.uploads import BodyLimit
@@ -42,7 +43,7 @@ def create_session_app(session: ModelSession, *, manage_lifecycle: bool = True) 
     app.include_router(supervisely.router)
     app.include_router(flavor.router)
     app.include_router(v2.router)
-    v2.install_error_handlers(app)
+    install_http_error_handler(app)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     app.add_middleware(BodyLimit, max_bytes=session.limits.max_bytes)
     app.add_middleware(NormalizePath)

@@ -1,0 +1,179 @@
+"""The V2 infer call: body decompression, inputs (tensor, encoded images, raw mode), outputs, statistics."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import time
+import zlib
+from typing import Any
+
+import numpy as np
+from fastapi import Request, Response
+
+from fovea.core.geometry import Geometry
+from fovea.core.onnx_model import Batch
+from fovea.errors import InputError, LimitExceeded
+from fovea.server.dialects.v2_codec import DATATYPES, InferRequest, InputTensor, encode_infer_response
+from fovea.server.dialects.v2_model import IMAGE_INPUT, VERSION, tensor_input
+from fovea.server.dialects.v2_outputs import postprocessed, postprocessed_names
+from fovea.server.dialects.v2_stats import V2Stats
+from fovea.sessions.session import ModelSession
+
+
+async def read_body(request: Request, max_bytes: int) -> bytes:
+    body = await request.body()
+    encoding = request.headers.get("content-encoding", "identity").lower()
+    if encoding in ("", "identity"):
+        return body
+    if encoding not in ("gzip", "deflate"):
+        raise InputError(f"Content-Encoding {encoding!r} is not supported; use gzip, deflate or identity")
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS if encoding == "gzip" else zlib.MAX_WBITS)
+    try:
+        data = inflater.decompress(body, max_bytes + 1)
+    except zlib.error:
+        raise InputError(f"the request body is not valid {encoding} data") from None
+    if len(data) > max_bytes or inflater.unconsumed_tail:
+        raise LimitExceeded(f"the decompressed request body is over the limit of {max_bytes} bytes")
+    return data
+
+
+def _settings(session: ModelSession, parameters: dict[str, Any]) -> dict[str, Any]:
+    known = {k: v for k, v in parameters.items() if k in session.default_settings}
+    if isinstance(known.get("classes"), str):
+        known["classes"] = [c.strip() for c in known["classes"].split(",") if c.strip()]
+    return session.settings(known)
+
+
+async def run_infer(request: Request, session: ModelSession, parsed: InferRequest, stats: V2Stats) -> Response:
+    t0 = time.perf_counter()
+    settings = _settings(session, parsed.parameters)
+    prepared, tensor = await _inputs(request, session, parsed)
+    t_input = time.perf_counter() - t0
+    raw_names = session.model.output_names
+    post = postprocessed_names(session.card.task, raw_names)
+    requested = parsed.outputs
+    if requested is not None:
+        unknown = [o.name for o in requested if o.name not in raw_names and o.name not in post]
+        if unknown:
+            raise InputError(f"unknown output {unknown[0]!r}; outputs are {', '.join([*raw_names, *post])}")
+    wanted = [o.name for o in requested] if requested is not None else list(raw_names)
+    timing: dict[str, float] = {}
+    if prepared is not None:
+        outs = await asyncio.gather(*(session.batcher.run(b.tensor, timing) for b in prepared))
+        outputs = [np.concatenate(column) for column in zip(*outs, strict=True)]
+        batch = Batch(
+            np.concatenate([b.tensor for b in prepared]),
+            [g for b in prepared for g in b.geometries],
+            [name for b in prepared for name in b.names],
+        )
+    else:
+        outputs = await session.batcher.run(tensor, timing)
+        size = tuple(session.card.input.size[-2:])
+        identity = Geometry(size, size, (1.0, 1.0), (0.0, 0.0))
+        batch = Batch(tensor, [identity] * len(tensor), [""] * len(tensor))
+    t1 = time.perf_counter()
+    by_name = dict(zip(raw_names, outputs, strict=True))
+    predictions = None
+    if any(name in post for name in wanted):
+        predictions = session.model.postprocess((outputs, batch), settings)
+    results = []
+    binary_default = bool(parsed.parameters.get("binary_data_output", False)) or parsed.raw is not None
+    for name in wanted:
+        array = by_name[name] if name in by_name else postprocessed(post[name], predictions, len(session.card.classes))
+        choice = next((o.binary for o in requested or [] if o.name == name), None)
+        results.append((name, array, binary_default if choice is None else choice))
+    body, headers = encode_infer_response(session.name, VERSION, parsed.id, results)
+    t_output = time.perf_counter() - t1
+    n = len(batch.geometries)
+    stats.inference_count += n
+    row = stats.batches.setdefault(int(timing.get("batch", n)), [0, 0, 0, 0])
+    row[0] += 1
+    row[1] += int(t_input * 1e9)
+    row[2] += int(timing.get("run", 0) * 1e9)
+    row[3] += int(t_output * 1e9)
+    V2Stats.add(stats.queue, timing.get("queue", 0.0))
+    V2Stats.add(stats.compute_input, t_input)
+    V2Stats.add(stats.compute_infer, timing.get("run", 0.0))
+    V2Stats.add(stats.compute_output, t_output)
+    return _respond(request, body, headers)
+
+
+def _respond(request: Request, body: bytes, headers: dict[str, str]) -> Response:
+    accept = request.headers.get("accept-encoding", "")
+    if getattr(request.app.state, "v2_compress", False) and "gzip" in accept:
+        body = gzip.compress(body)
+        headers = {**headers, "Content-Encoding": "gzip"}
+    media_type = headers.pop("Content-Type")
+    return Response(body, media_type=media_type, headers=headers)
+
+
+async def _inputs(
+    request: Request, session: ModelSession, parsed: InferRequest
+) -> tuple[list[Batch] | None, np.ndarray | None]:
+    """Either decoded images (from `image_bytes` or a raw image body) or a ready tensor."""
+    tensor_name = session.model.input_name
+    if parsed.raw is not None:
+        return await _raw_input(request, session, parsed.raw)
+    by_name: dict[str, InputTensor] = {}
+    for tensor in parsed.inputs:
+        if tensor.name not in (tensor_name, IMAGE_INPUT):
+            raise InputError(f"unknown input {tensor.name!r}; send {tensor_name!r} or {IMAGE_INPUT!r}")
+        if tensor.name in by_name:
+            raise InputError(f"input {tensor.name!r} is given twice")
+        by_name[tensor.name] = tensor
+    if len(by_name) != 1:
+        raise InputError(f"send exactly one of {tensor_name!r} (a preprocessed tensor) and {IMAGE_INPUT!r}")
+    if IMAGE_INPUT in by_name:
+        encoded = by_name[IMAGE_INPUT]
+        if (
+            encoded.datatype != "BYTES"
+            or encoded.array.ndim not in (1, 2)
+            or (encoded.array.ndim == 2 and encoded.array.shape[1] != 1)
+        ):
+            raise InputError(f"{IMAGE_INPUT} must be BYTES of shape [N] or [N, 1]")
+        elements = list(encoded.array.ravel())
+        _check_batch(session, len(elements))
+
+        def prepare(i: int, data: bytes) -> Batch:
+            try:
+                return session.prepare_image(data, f"image_bytes[{i}]")
+            except InputError as exc:
+                raise InputError(f"{IMAGE_INPUT}[{i}]: {exc}") from None
+
+        batches = await asyncio.gather(*(asyncio.to_thread(prepare, i, bytes(d)) for i, d in enumerate(elements)))
+        return list(batches), None
+    return None, _check_tensor(session, by_name[tensor_name])
+
+
+def _check_batch(session: ModelSession, n: int) -> None:
+    limit = session.model.fixed_batch_size or session.batcher.max_batch_size
+    if n < 1 or n > limit:
+        raise InputError(f"batch size {n} is outside 1..{limit}")
+
+
+def _check_tensor(session: ModelSession, tensor: InputTensor) -> np.ndarray:
+    expected = tensor_input(session)
+    if tensor.datatype != expected["datatype"]:
+        raise InputError(f"input {tensor.name}: datatype {tensor.datatype}, expected {expected['datatype']}")
+    if len(tensor.shape) != len(expected["shape"]) or tensor.shape[1:] != expected["shape"][1:]:
+        raise InputError(f"input {tensor.name}: shape {tensor.shape}, expected {expected['shape']}")
+    _check_batch(session, tensor.shape[0])
+    return np.ascontiguousarray(tensor.array, DATATYPES[tensor.datatype].newbyteorder("="))
+
+
+async def _raw_input(
+    request: Request, session: ModelSession, raw: bytes
+) -> tuple[list[Batch] | None, np.ndarray | None]:
+    """Raw mode (§8.4): a batch-1 tensor when the size says so, else one encoded image (4-byte prefix optional)."""
+    expected = tensor_input(session)
+    dtype = DATATYPES[expected["datatype"]]
+    shape = [1, *expected["shape"][1:]]
+    if (
+        not request.headers.get("content-type", "").startswith("image/")
+        and len(raw) == int(np.prod(shape)) * dtype.itemsize
+    ):
+        return None, np.frombuffer(raw, dtype).reshape(shape).copy()
+    if len(raw) > 4 and int.from_bytes(raw[:4], "little") == len(raw) - 4:
+        raw = raw[4:]
+    return [await asyncio.to_thread(session.prepare_image, raw, "body")], None
