@@ -241,6 +241,45 @@ def serve_model(
     )
 
 
+@app.command()
+@friendly_errors
+def serve(
+    home: Annotated[Path | None, typer.Option(help="Fovea's folder (default: $FOVEA_HOME or ~/.fovea).")] = None,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on.")] = 8000,
+) -> None:
+    """Run the platform: the back-end API on an embedded SQLite database (PostgreSQL via FOVEA_DATABASE_URL)."""
+    import uvicorn
+
+    from fovea.platform.bootstrap import bootstrap
+    from fovea.platform.config import PlatformSettings
+    from fovea.server.backend.app import create_backend_app
+
+    settings = PlatformSettings(**({"home": home} if home else {}))
+    db, generated = bootstrap(settings)
+    if generated:
+        err.print(f"created user {settings.admin_username!r} with password: {generated}  (shown once)", highlight=False)
+    err.print(f"Fovea back-end on http://{host}:{port}/backend/ (home {settings.home})", highlight=False)
+    uvicorn.run(create_backend_app(settings, db), host=host, port=port, log_level="warning", access_log=False)
+
+
+db_app = typer.Typer(help="The platform database.")
+app.add_typer(db_app, name="db")
+
+
+@db_app.command("upgrade")
+@friendly_errors
+def db_upgrade() -> None:
+    """Apply the database migrations (FOVEA_DATABASE_URL, or SQLite in FOVEA_HOME)."""
+    from fovea.platform.bootstrap import upgrade
+    from fovea.platform.config import PlatformSettings
+
+    settings = PlatformSettings()
+    settings.home.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.db_url)
+    err.print("database is at the newest revision")
+
+
 @zoo_app.command("build")
 @friendly_errors
 def zoo_build(

@@ -15,16 +15,13 @@ from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 
 from fovea.errors import CardError, InputError, LimitExceeded
+from fovea.platform.errors import Forbidden, NotFound, Unauthenticated
 from fovea.sessions.batcher import Closed, Overloaded
 
 log = logging.getLogger("fovea.server")
 
 # (status, message, detail, headers) -> response in a dialect's own error shape
 Renderer = Callable[[int, str, Any, dict[str, str]], Response]
-
-
-class NotFound(LookupError):
-    """A resource the caller named does not exist (or is not theirs to see)."""
 
 
 class NotReady(Exception):
@@ -50,6 +47,12 @@ def classify(exc: Exception) -> tuple[int, str, Any, dict[str, str]]:
         return 400, str(exc), exc.detail, {}
     if isinstance(exc, CardError):
         return 400, str(exc), None, {}
+    if isinstance(exc, NotFound):
+        return 404, str(exc), None, {}
+    if isinstance(exc, Forbidden):
+        return 403, str(exc), None, {}
+    if isinstance(exc, Unauthenticated):
+        return 401, str(exc), None, {"WWW-Authenticate": "Bearer"}
     if isinstance(exc, LookupError):
         return 404, str(exc).strip("'\""), None, {}
     if isinstance(exc, Overloaded):

@@ -6,11 +6,15 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 router = APIRouter()
+health_router = APIRouter()
 
 
-@router.get("/healthz")
+@health_router.get("/healthz")
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
+
+
+router.include_router(health_router)
 
 
 @router.get("/readyz")

@@ -1,0 +1,82 @@
+"""Database tables. Names follow the back-end API's vocabulary (reference/backend-api.md)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from fovea.platform.db import Base
+
+OWN, VIEW = "OWN", "VIEW"
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(150), unique=True)
+    email: Mapped[str] = mapped_column(String(254), default="")
+    first_name: Mapped[str] = mapped_column(String(150), default="")
+    last_name: Mapped[str] = mapped_column(String(150), default="")
+    password_hash: Mapped[str] = mapped_column(String(255))
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    is_staff: Mapped[bool] = mapped_column(Boolean, default=False)
+    date_joined: Mapped[datetime] = mapped_column(DateTime)
+
+
+class Token(Base):
+    """An access/refresh pair; only SHA-256 hashes of the random strings are stored."""
+
+    __tablename__ = "tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    access_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    refresh_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    access_expires: Mapped[datetime] = mapped_column(DateTime)
+    refresh_expires: Mapped[datetime] = mapped_column(DateTime)
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    user: Mapped[User] = relationship()
+
+
+class Task(Base):
+    __tablename__ = "tasks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+
+
+class ArchModel(Base):
+    """An architecture family (`models` in the API: ResNet50, EfficientNet-Lite0, ...)."""
+
+    __tablename__ = "models"
+    __table_args__ = (UniqueConstraint("name_key", "task_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    name_key: Mapped[str] = mapped_column(String(255))  # lower-cased name: unique per task, case-insensitively
+    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id"))
+
+
+class Project(Base):
+    __tablename__ = "projects"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id"))
+    members: Mapped[list[ProjectMember]] = relationship(
+        cascade="all, delete-orphan", order_by="ProjectMember.user_id", lazy="selectin"
+    )
+
+
+class ProjectMember(Base):
+    __tablename__ = "project_members"
+
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    permission: Mapped[str] = mapped_column(String(4))
+
+    user: Mapped[User] = relationship(lazy="joined")

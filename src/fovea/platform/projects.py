@@ -1,0 +1,108 @@
+"""Projects and their sharing rows, with the permission rules of reference/backend-api.md §1.2 and §3."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from fovea.platform.errors import Forbidden, InputError, NotFound
+from fovea.platform.models import OWN, VIEW, Project, ProjectMember, Task, User
+
+
+def project_json(project: Project) -> dict[str, Any]:
+    return {
+        "id": project.id,
+        "name": project.name,
+        "task_id": project.task_id,
+        "users": [{"username": m.user.username, "permission": m.permission} for m in project.members],
+    }
+
+
+def permission_of(project: Project, user: User) -> str | None:
+    return next((m.permission for m in project.members if m.user_id == user.id), None)
+
+
+def visible_projects(db: Session, user: User) -> list[Project]:
+    query = select(Project).join(ProjectMember).where(ProjectMember.user_id == user.id).order_by(Project.id)
+    return list(db.scalars(query))
+
+
+def get_project(db: Session, user: User, project_id: int, *, need: str | None = None) -> Project:
+    """A project the caller can see (404 otherwise), with `need=OWN` enforced as 403."""
+    project = db.get(Project, project_id)
+    level = permission_of(project, user) if project else None
+    if level is None:
+        raise NotFound(f"project {project_id} not found")
+    if need == OWN and level != OWN:
+        raise Forbidden("this action needs OWN permission on the project")
+    return project
+
+
+def _members(db: Session, users: Any, creator: User | None) -> list[ProjectMember]:
+    """Validated sharing rows: known users, OWN or VIEW, no repeats, at least one OWN."""
+    if users is None:
+        if creator is None:
+            raise InputError("users is required")
+        return [ProjectMember(user_id=creator.id, permission=OWN)]
+    if not isinstance(users, list):
+        raise InputError("users must be a list of {username, permission}")
+    members, seen = [], set()
+    for i, row in enumerate(users):
+        if not isinstance(row, dict) or row.get("permission") not in (OWN, VIEW):
+            raise InputError(f"users[{i}]: permission must be OWN or VIEW")
+        username = row.get("username")
+        user = db.scalar(select(User).where(User.username == username)) if isinstance(username, str) else None
+        if user is None:
+            raise InputError(f"users[{i}]: unknown user {username!r}")
+        if user.id in seen:
+            raise InputError(f"users[{i}]: {username} appears twice")
+        seen.add(user.id)
+        members.append(ProjectMember(user_id=user.id, permission=row["permission"]))
+    if not any(m.permission == OWN for m in members):
+        raise InputError("users must contain at least one OWN")
+    return members
+
+
+def _check_name(name: Any) -> str:
+    if not isinstance(name, str) or not 1 <= len(name) <= 255:
+        raise InputError("name must be 1-255 characters", {"fields": {"name": ["This field is required."]}})
+    return name
+
+
+def _check_task(db: Session, task_id: Any) -> int:
+    if not isinstance(task_id, int) or isinstance(task_id, bool) or db.get(Task, task_id) is None:
+        raise InputError(f"task {task_id!r} does not exist", {"fields": {"task_id": ["Unknown task."]}})
+    return task_id
+
+
+def create_project(db: Session, user: User, body: dict[str, Any]) -> Project:
+    name, task_id = _check_name(body.get("name")), _check_task(db, body.get("task_id"))
+    members = _members(db, body.get("users"), user)
+    project = Project(name=name, task_id=task_id, members=members)
+    db.add(project)
+    db.flush()
+    return project
+
+
+def update_project(db: Session, user: User, project_id: int, body: dict[str, Any], *, partial: bool) -> Project:
+    project = get_project(db, user, project_id, need=OWN)
+    if not partial:
+        missing = [k for k in ("name", "task_id") if k not in body]
+        if missing:
+            raise InputError(f"missing fields: {', '.join(missing)}")
+    name = _check_name(body["name"]) if "name" in body else project.name
+    task_id = _check_task(db, body["task_id"]) if "task_id" in body else project.task_id
+    members = _members(db, body["users"], None) if "users" in body else None
+    project.name, project.task_id = name, task_id  # (processes, when they exist, will pin task_id)
+    if members is not None:  # replace the whole list; flush the removals before re-adding a kept user
+        project.members.clear()
+        db.flush()
+        project.members.extend(members)
+    db.flush()
+    return project
+
+
+def delete_project(db: Session, user: User, project_id: int) -> None:
+    db.delete(get_project(db, user, project_id, need=OWN))

@@ -1,0 +1,1 @@
+"""The back-end REST API under /backend/ (reference/backend-api.md)."""

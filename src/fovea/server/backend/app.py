@@ -1,0 +1,28 @@
+"""The platform app: `/backend/` plus ops routes (sessions and the web console come later)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, FastAPI
+
+from fovea.platform.auth import AuthService
+from fovea.platform.config import PlatformSettings
+from fovea.platform.db import Database
+from fovea.server import ops
+from fovea.server.backend import auth_routes, catalog_routes
+from fovea.server.errors import install_http_error_handler
+from fovea.server.paths import NormalizePath
+
+
+def create_backend_app(settings: PlatformSettings, db: Database) -> FastAPI:
+    app = FastAPI(title="Fovea", redirect_slashes=False, docs_url="/docs", openapi_url="/openapi.json")
+    app.state.settings = settings
+    app.state.db = db
+    app.state.auth = AuthService(settings)
+    backend = APIRouter(prefix="/backend")
+    backend.include_router(auth_routes.router)
+    backend.include_router(catalog_routes.router)
+    app.include_router(backend)
+    app.include_router(ops.health_router)
+    install_http_error_handler(app)
+    app.add_middleware(NormalizePath)
+    return app

@@ -1,0 +1,75 @@
+"""`auth/`: OAuth2 token and revocation, registration, the caller and the users list."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from sqlalchemy import select
+
+from fovea.platform.errors import NotFound, OAuthError
+from fovea.platform.models import User
+from fovea.server.backend.deps import DB, BackendRoute, CurrentUser, auth_service, json_body
+
+router = APIRouter(prefix="/auth", route_class=BackendRoute)
+
+
+def user_json(user: User, viewer: User | None = None) -> dict[str, Any]:
+    private = viewer is None or viewer.is_staff or viewer.id == user.id
+    return {
+        "id": user.id,
+        "username": user.username,
+        "email": user.email if private else "",
+        "first_name": user.first_name if private else "",
+        "last_name": user.last_name if private else "",
+    }
+
+
+async def _form(request: Request) -> dict[str, str]:
+    form = await request.form()
+    return {k: v for k, v in form.items() if isinstance(v, str)}
+
+
+@router.post("/token")
+async def token(request: Request, db: DB) -> Response:
+    try:
+        issued = auth_service(request).token(db, await _form(request))
+    except OAuthError as exc:
+        body = {"error": exc.code, **({"error_description": exc.description} if exc.description else {})}
+        return JSONResponse(body, exc.status)
+    return JSONResponse(issued.as_json())
+
+
+@router.post("/revoke-token")
+async def revoke_token(request: Request, db: DB) -> Response:
+    form = await _form(request)
+    try:
+        auth_service(request).revoke(db, form.get("token"), form.get("client_id"))
+    except OAuthError as exc:
+        return JSONResponse({"error": exc.code}, exc.status)
+    return Response(status_code=204)
+
+
+@router.post("/user", status_code=201)
+async def register(request: Request, db: DB) -> dict[str, Any]:
+    return user_json(auth_service(request).register(db, await json_body(request)))
+
+
+@router.get("/user")
+async def me(user: CurrentUser) -> dict[str, Any]:
+    return user_json(user)
+
+
+@router.get("/users")
+async def users(user: CurrentUser, db: DB) -> list[dict[str, Any]]:
+    rows = db.scalars(select(User).where(User.is_active).order_by(User.id))
+    return [user_json(row, user) for row in rows]
+
+
+@router.get("/users/{user_id}")
+async def one_user(user_id: int, user: CurrentUser, db: DB) -> dict[str, Any]:
+    row = db.get(User, user_id)
+    if row is None or not row.is_active:
+        raise NotFound(f"user {user_id} not found")
+    return user_json(row, user)
