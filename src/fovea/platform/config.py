@@ -23,6 +23,7 @@ class PlatformSettings(BaseSettings):
     registration_open: bool = True
     access_token_ttl_s: int = 36_000
     refresh_token_ttl_s: int = 30 * 24 * 3600
+    max_upload_bytes: int = Field(2 * 1024**3, description="Largest request body (weights and dataset uploads).")
 
     @property
     def db_url(self) -> str:

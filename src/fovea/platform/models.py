@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from fovea.platform.db import Base
@@ -76,6 +76,49 @@ class ProjectMember(Base):
     __tablename__ = "project_members"
 
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    permission: Mapped[str] = mapped_column(String(4))
+
+    user: Mapped[User] = relationship(lazy="joined")
+
+
+class Property(Base):
+    """A training/inference hyperparameter (seeded, read-only; ids are stable)."""
+
+    __tablename__ = "properties"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    type: Mapped[str] = mapped_column(String(10))
+    default: Mapped[str | None] = mapped_column(String(1000), nullable=True)
+    values: Mapped[str | None] = mapped_column(String(1000), nullable=True)
+
+
+class Weights(Base):
+    """One trained artifact of a model: an ONNX file in storage plus its model card."""
+
+    __tablename__ = "weights"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id"))
+    dataset_id: Mapped[int | None] = mapped_column(Integer, nullable=True)  # a foreign key once datasets exist
+    pretrained_on: Mapped[int | None] = mapped_column(ForeignKey("weights.id", ondelete="SET NULL"), nullable=True)
+    public: Mapped[bool] = mapped_column(Boolean, default=False)
+    process_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    layer_to_remove: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    classes: Mapped[str | None] = mapped_column(Text, nullable=True)
+    card: Mapped[str | None] = mapped_column(Text, nullable=True)  # the model card JSON, mirrored from the file
+    members: Mapped[list[WeightsMember]] = relationship(
+        cascade="all, delete-orphan", order_by="WeightsMember.user_id", lazy="selectin"
+    )
+
+
+class WeightsMember(Base):
+    __tablename__ = "weights_members"
+
+    weights_id: Mapped[int] = mapped_column(ForeignKey("weights.id", ondelete="CASCADE"), primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
     permission: Mapped[str] = mapped_column(String(4))
 

@@ -8,7 +8,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fovea.platform.errors import Forbidden, InputError, NotFound
-from fovea.platform.models import OWN, VIEW, Project, ProjectMember, Task, User
+from fovea.platform.models import OWN, Project, ProjectMember, Task, User
+from fovea.platform.sharing import parse_members
 
 
 def project_json(project: Project) -> dict[str, Any]:
@@ -41,28 +42,7 @@ def get_project(db: Session, user: User, project_id: int, *, need: str | None = 
 
 
 def _members(db: Session, users: Any, creator: User | None) -> list[ProjectMember]:
-    """Validated sharing rows: known users, OWN or VIEW, no repeats, at least one OWN."""
-    if users is None:
-        if creator is None:
-            raise InputError("users is required")
-        return [ProjectMember(user_id=creator.id, permission=OWN)]
-    if not isinstance(users, list):
-        raise InputError("users must be a list of {username, permission}")
-    members, seen = [], set()
-    for i, row in enumerate(users):
-        if not isinstance(row, dict) or row.get("permission") not in (OWN, VIEW):
-            raise InputError(f"users[{i}]: permission must be OWN or VIEW")
-        username = row.get("username")
-        user = db.scalar(select(User).where(User.username == username)) if isinstance(username, str) else None
-        if user is None:
-            raise InputError(f"users[{i}]: unknown user {username!r}")
-        if user.id in seen:
-            raise InputError(f"users[{i}]: {username} appears twice")
-        seen.add(user.id)
-        members.append(ProjectMember(user_id=user.id, permission=row["permission"]))
-    if not any(m.permission == OWN for m in members):
-        raise InputError("users must contain at least one OWN")
-    return members
+    return [ProjectMember(user_id=uid, permission=perm) for uid, perm in parse_members(db, users, creator)]
 
 
 def _check_name(name: Any) -> str:

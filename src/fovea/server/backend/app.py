@@ -8,9 +8,10 @@ from fovea.platform.auth import AuthService
 from fovea.platform.config import PlatformSettings
 from fovea.platform.db import Database
 from fovea.server import ops
-from fovea.server.backend import auth_routes, catalog_routes
+from fovea.server.backend import auth_routes, catalog_routes, weights_routes
 from fovea.server.errors import install_http_error_handler
 from fovea.server.paths import NormalizePath
+from fovea.server.uploads import BodyLimit
 
 
 def create_backend_app(settings: PlatformSettings, db: Database) -> FastAPI:
@@ -21,8 +22,10 @@ def create_backend_app(settings: PlatformSettings, db: Database) -> FastAPI:
     backend = APIRouter(prefix="/backend")
     backend.include_router(auth_routes.router)
     backend.include_router(catalog_routes.router)
+    backend.include_router(weights_routes.router)
     app.include_router(backend)
     app.include_router(ops.health_router)
     install_http_error_handler(app)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_upload_bytes)
     app.add_middleware(NormalizePath)
     return app

@@ -1,0 +1,67 @@
+"""Checks an uploaded ONNX file must pass before anything is stored (backend-api.md §6, "ONNX validation")."""
+
+from __future__ import annotations
+
+from fovea.core.card import CARD_KEY, ModelCard
+from fovea.core.predictions import Task
+from fovea.errors import CardError
+from fovea.platform.errors import InputError
+
+# Task ids of the seeded catalog -> the core's task names.
+TASKS_BY_ID = {1: Task.CLASSIFICATION, 2: Task.SEGMENTATION, 3: Task.DETECTION, 4: Task.MULTILABEL, 5: Task.REGRESSION}
+
+
+def malformed(reason: str) -> InputError:
+    return InputError(f"ONNX file is malformed: {reason}")
+
+
+def validate_onnx(
+    data: bytes, task_id: int, classes: list[str] | None, layer_to_remove: str | None
+) -> ModelCard | None:
+    """The file's model card (None without one); InputError "ONNX file is malformed: ..." otherwise."""
+    import onnx
+    import onnxruntime as ort
+
+    try:
+        model = onnx.load_from_string(data)
+        onnx.checker.check_model(model)
+    except Exception as exc:  # protobuf and checker raise many types
+        raise malformed(str(exc).strip().splitlines()[0][:200] if str(exc).strip() else "not an ONNX model") from None
+    try:
+        ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    except Exception as exc:
+        raise malformed(f"ONNX Runtime cannot load it ({str(exc).strip().splitlines()[0][:200]})") from None
+    initializers = {i.name for i in model.graph.initializer}
+    inputs = [i for i in model.graph.input if i.name not in initializers]
+    if not inputs:
+        raise malformed("the graph has no input")
+    tensor = inputs[0].type.tensor_type
+    float_types = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE}
+    if tensor.elem_type not in float_types or len(tensor.shape.dim) not in (4, 5):
+        raise malformed("the first input must be a float tensor of rank 4 (N,C,H,W) or 5 (N,C,D,H,W)")
+    if layer_to_remove is not None and layer_to_remove not in {node.name for node in model.graph.node}:
+        raise malformed(f"layer_to_remove {layer_to_remove!r} is not a node of the graph")
+    card = _card(model, task_id, classes)
+    names = classes or (list(card.class_names) if card else None)
+    task = TASKS_BY_ID.get(task_id)
+    if names and task in (Task.CLASSIFICATION, Task.MULTILABEL) and model.graph.output:
+        dims = model.graph.output[0].type.tensor_type.shape.dim
+        last = dims[-1].dim_value if dims and dims[-1].HasField("dim_value") else None
+        if last and last != len(names):
+            raise malformed(f"the first output has {last} classes, but {len(names)} class names are given")
+    return card
+
+
+def _card(model, task_id: int, classes: list[str] | None) -> ModelCard | None:
+    text = next((p.value for p in model.metadata_props if p.key == CARD_KEY), None)
+    if text is None:
+        return None
+    try:
+        card = ModelCard.from_json(text, "the uploaded file")
+    except CardError as exc:
+        raise malformed(str(exc)) from None
+    if TASKS_BY_ID.get(task_id) != card.task:
+        raise malformed(f"its model card is for {card.task}, not the model's task")
+    if classes and list(card.class_names) != classes:
+        raise malformed("its model card's classes differ from `classes`")
+    return card

@@ -1,0 +1,39 @@
+"""`users` arrays: who may see (VIEW) or change (OWN) a project, dataset or weights (backend-api.md §1.2)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from fovea.platform.errors import InputError
+from fovea.platform.models import OWN, VIEW, User
+
+
+def parse_members(db: Session, users: Any, creator: User | None) -> list[tuple[int, str]]:
+    """(user id, permission) rows from a `users` array: known users, OWN or VIEW, no repeats, one OWN at least.
+
+    When `users` is None the creator becomes the only owner (on create); None is refused on update.
+    """
+    if users is None:
+        if creator is None:
+            raise InputError("users is required")
+        return [(creator.id, OWN)]
+    if not isinstance(users, list):
+        raise InputError("users must be a list of {username, permission}")
+    rows, seen = [], set()
+    for i, row in enumerate(users):
+        if not isinstance(row, dict) or row.get("permission") not in (OWN, VIEW):
+            raise InputError(f"users[{i}]: permission must be OWN or VIEW")
+        username = row.get("username")
+        user = db.scalar(select(User).where(User.username == username)) if isinstance(username, str) else None
+        if user is None:
+            raise InputError(f"users[{i}]: unknown user {username!r}")
+        if user.id in seen:
+            raise InputError(f"users[{i}]: {username} appears twice")
+        seen.add(user.id)
+        rows.append((user.id, row["permission"]))
+    if not any(permission == OWN for _, permission in rows):
+        raise InputError("users must contain at least one OWN")
+    return rows

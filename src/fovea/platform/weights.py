@@ -1,0 +1,159 @@
+"""Weights: registered ONNX files with their cards, visibility, sharing and storage (backend-api.md §6)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from fovea.paths import atomic_path
+from fovea.platform.errors import Forbidden, InputError, NotFound
+from fovea.platform.models import OWN, ArchModel, User, Weights, WeightsMember
+from fovea.platform.onnx_check import validate_onnx
+from fovea.platform.sharing import parse_members
+
+WRITABLE = ("name", "public", "users", "dataset_id", "layer_to_remove", "classes")
+
+
+def weights_json(w: Weights) -> dict[str, Any]:
+    return {
+        "id": w.id,
+        "name": w.name,
+        "model_id": w.model_id,
+        "dataset_id": w.dataset_id,
+        "pretrained_on": w.pretrained_on,
+        "public": w.public,
+        "users": [{"username": m.user.username, "permission": m.permission} for m in w.members],
+        "process_id": w.process_id,
+        "layer_to_remove": w.layer_to_remove,
+        "is_active": w.is_active,
+        "classes": w.classes,
+    }
+
+
+def file_path(storage: Path, weights_id: int) -> Path:
+    return storage / "weights" / f"{weights_id}.onnx"
+
+
+def _level(w: Weights, user: User) -> str | None:
+    return next((m.permission for m in w.members if m.user_id == user.id), None)
+
+
+def get_weights(db: Session, user: User, weights_id: int, *, need: str | None = None) -> Weights:
+    """Visible weights (public, or a row; inactive ones only with a row); `need=OWN` is a 403 otherwise."""
+    w = db.get(Weights, weights_id)
+    level = _level(w, user) if w else None
+    if w is None or (level is None and not (w.public and w.is_active)):
+        raise NotFound(f"weights {weights_id} not found")
+    if need == OWN and level != OWN:
+        raise Forbidden("this action needs OWN permission on the weights")
+    return w
+
+
+def list_weights(db: Session, user: User, model_id: int, include_inactive: bool = False) -> list[Weights]:
+    member = select(WeightsMember.weights_id).where(WeightsMember.user_id == user.id)
+    visible = or_(Weights.public, Weights.id.in_(member))
+    active = or_(Weights.is_active, Weights.id.in_(member)) if include_inactive else Weights.is_active
+    query = select(Weights).where(Weights.model_id == model_id, visible, active).order_by(Weights.id)
+    return list(db.scalars(query))
+
+
+def _classes(value: Any) -> list[str] | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return value
+    if isinstance(value, str):
+        return [name.strip() for name in value.split(",") if name.strip()]
+    raise InputError("classes must be comma-separated class names")
+
+
+def _bool(value: Any, name: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false", "1", "0"):
+        return value.lower() in ("true", "1")
+    raise InputError(f"{name} must be true or false")
+
+
+def create_weights(db: Session, user: User, fields: dict[str, Any], data: bytes, storage: Path) -> Weights:
+    """Validate everything, then write the row and the file together (the file only if the row commits)."""
+    name = fields.get("name")
+    if not isinstance(name, str) or not 1 <= len(name) <= 200:
+        raise InputError("name must be 1-200 characters", {"fields": {"name": ["This field is required."]}})
+    model_id = fields.get("model_id")
+    model = db.get(ArchModel, model_id) if isinstance(model_id, int) and not isinstance(model_id, bool) else None
+    if model is None:
+        raise InputError(f"model {model_id!r} does not exist", {"fields": {"model_id": ["Unknown model."]}})
+    if fields.get("dataset_id") is not None:
+        raise NotFound(f"dataset {fields['dataset_id']} not found")  # datasets are not stored yet
+    classes = _classes(fields.get("classes"))
+    layer = fields.get("layer_to_remove") or None
+    card = validate_onnx(data, model.task_id, classes, layer)
+    if classes is None and card is not None and card.classes:
+        classes = list(card.class_names)
+    members = parse_members(db, fields.get("users"), user)
+    w = Weights(
+        name=name,
+        model_id=model.id,
+        public=_bool(fields.get("public", False), "public"),
+        layer_to_remove=layer,
+        classes=",".join(classes) if classes else None,
+        card=card.to_json() if card else None,
+        members=[WeightsMember(user_id=uid, permission=perm) for uid, perm in members],
+    )
+    db.add(w)
+    db.flush()
+    with atomic_path(file_path(storage, w.id)) as tmp:
+        tmp.write_bytes(data)
+    return w
+
+
+def update_weights(
+    db: Session, user: User, weights_id: int, body: dict[str, Any], *, partial: bool, storage: Path
+) -> Weights:
+    w = get_weights(db, user, weights_id, need=OWN)
+    for key in ("model_id", "pretrained_on"):
+        if key in body and body[key] != getattr(w, key):
+            raise InputError(f"{key} is read-only")
+    if not partial:
+        missing = [k for k in ("name", "public") if k not in body]
+        if missing:
+            raise InputError(f"missing fields: {', '.join(missing)}")
+    if "dataset_id" in body and body["dataset_id"] is not None:
+        raise NotFound(f"dataset {body['dataset_id']} not found")
+    name = body.get("name", w.name)
+    if not isinstance(name, str) or not 1 <= len(name) <= 200:
+        raise InputError("name must be 1-200 characters")
+    classes = _classes(body["classes"]) if "classes" in body else _classes(w.classes)
+    layer = body.get("layer_to_remove", w.layer_to_remove) or None
+    if "classes" in body or "layer_to_remove" in body:
+        model = db.get(ArchModel, w.model_id)
+        validate_onnx(file_path(storage, w.id).read_bytes(), model.task_id, classes, layer)
+    members = parse_members(db, body["users"], None) if "users" in body else None
+    w.name, w.layer_to_remove = name, layer
+    w.classes = ",".join(classes) if classes else None
+    if "public" in body:
+        w.public = _bool(body["public"], "public")
+    if members is not None:
+        w.members.clear()
+        db.flush()
+        w.members.extend(WeightsMember(user_id=uid, permission=perm) for uid, perm in members)
+    db.flush()
+    return w
+
+
+def delete_weights(db: Session, user: User, weights_id: int, storage: Path) -> Path:
+    """Delete the row; returns the file to remove once the transaction commits."""
+    w = get_weights(db, user, weights_id, need=OWN)
+    db.delete(w)
+    return file_path(storage, weights_id)
+
+
+def download(db: Session, user: User, weights_id: int, storage: Path) -> tuple[Path, str]:
+    w = get_weights(db, user, weights_id)
+    if not w.is_active:
+        raise NotFound(f"weights {weights_id} not found")
+    return file_path(storage, w.id), f"{w.name}.onnx"

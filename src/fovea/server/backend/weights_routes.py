@@ -1,0 +1,120 @@
+"""`weights`, `weightsDownload` and `properties`."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import FileResponse
+from starlette.datastructures import UploadFile
+
+from fovea.platform import properties, weights
+from fovea.platform.errors import InputError
+from fovea.server.backend.deps import DB, BackendRoute, CurrentUser, database, json_body, settings
+
+router = APIRouter(route_class=BackendRoute)
+
+
+@router.get("/properties")
+async def list_properties(user: CurrentUser, db: DB, name: str | None = None) -> list[dict[str, Any]]:
+    return [properties.property_json(p) for p in properties.list_properties(db, name)]
+
+
+@router.get("/properties/{property_id}")
+async def get_property(property_id: int, user: CurrentUser, db: DB) -> dict[str, Any]:
+    return properties.property_json(properties.get_property(db, property_id))
+
+
+@router.get("/weights")
+async def list_weights(
+    user: CurrentUser,
+    db: DB,
+    model_id: int | None = None,
+    dataset_id: int | None = None,
+    include_inactive: bool = False,
+) -> list[dict[str, Any]]:
+    if model_id is None:
+        raise InputError("Missing required parameter `model_id`")
+    if dataset_id is not None:
+        raise LookupError(f"dataset {dataset_id} not found")  # datasets are not stored yet
+    return [weights.weights_json(w) for w in weights.list_weights(db, user, model_id, include_inactive)]
+
+
+@router.get("/weights/{weights_id}")
+async def get_weights(weights_id: int, user: CurrentUser, db: DB) -> dict[str, Any]:
+    return weights.weights_json(weights.get_weights(db, user, weights_id))
+
+
+async def _upload_fields(request: Request) -> tuple[dict[str, Any], bytes | None]:
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        body = await json_body(request)
+        if "onnx_url" in body and "onnx_data" not in body:
+            raise InputError("registering weights by `onnx_url` is not available yet; upload `onnx_data`")
+        return body, None
+    form = await request.form()
+    fields: dict[str, Any] = {k: v for k, v in form.items() if isinstance(v, str)}
+    for key in ("model_id", "dataset_id"):
+        if key in fields:
+            try:
+                fields[key] = int(fields[key])
+            except ValueError:
+                raise InputError(f"{key} must be an integer") from None
+    if "users" in fields:
+        try:
+            fields["users"] = json.loads(fields["users"])
+        except ValueError:
+            raise InputError("users must be a JSON string") from None
+    upload = form.get("onnx_data")
+    return fields, await upload.read() if isinstance(upload, UploadFile) else None
+
+
+@router.post("/weights", status_code=201)
+async def create_weights(request: Request, user: CurrentUser) -> dict[str, Any]:
+    fields, data = await _upload_fields(request)
+    has_url = bool(fields.get("onnx_url"))
+    if data is None and not has_url:
+        raise InputError("At least one between `onnx_url` and `onnx_data` fields is needed.")
+    if data is not None and has_url:
+        raise InputError("Send only one of `onnx_url` and `onnx_data`.")
+    storage = settings(request).storage_dir
+    created = None
+    try:
+        with database(request).transaction() as db:  # the file is written inside, removed if the commit fails
+            created = weights.create_weights(db, db.merge(user), fields, data, storage)
+            weights_id = created.id
+    except Exception:
+        if created is not None and created.id is not None:
+            weights.file_path(storage, created.id).unlink(missing_ok=True)
+        raise
+    return {"result": "ok", "weight_id": weights_id}
+
+
+@router.put("/weights/{weights_id}")
+async def replace_weights(weights_id: int, request: Request, user: CurrentUser, db: DB) -> dict[str, Any]:
+    body = await json_body(request)
+    storage = settings(request).storage_dir
+    return weights.weights_json(weights.update_weights(db, user, weights_id, body, partial=False, storage=storage))
+
+
+@router.patch("/weights/{weights_id}")
+async def patch_weights(weights_id: int, request: Request, user: CurrentUser, db: DB) -> dict[str, Any]:
+    body = await json_body(request)
+    storage = settings(request).storage_dir
+    return weights.weights_json(weights.update_weights(db, user, weights_id, body, partial=True, storage=storage))
+
+
+@router.delete("/weights/{weights_id}", status_code=204)
+async def delete_weights(weights_id: int, request: Request, user: CurrentUser) -> Response:
+    with database(request).transaction() as db:
+        path = weights.delete_weights(db, db.merge(user), weights_id, settings(request).storage_dir)
+    path.unlink(missing_ok=True)  # only once the row is gone for good
+    return Response(status_code=204)
+
+
+@router.get("/weightsDownload")
+async def download(request: Request, user: CurrentUser, db: DB, modelweights_id: int | None = None) -> Response:
+    if modelweights_id is None:
+        raise InputError("Missing required parameter `modelweights_id`")
+    path, name = weights.download(db, user, modelweights_id, settings(request).storage_dir)
+    return FileResponse(path, media_type="application/octet-stream", filename=name)
