@@ -123,3 +123,32 @@ class WeightsMember(Base):
     permission: Mapped[str] = mapped_column(String(4))
 
     user: Mapped[User] = relationship(lazy="joined")
+
+
+class Dataset(Base):
+    """A DeepHealth dataset stored under FOVEA_HOME/storage (path: its YAML, relative to the storage root)."""
+
+    __tablename__ = "datasets"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    path: Mapped[str] = mapped_column(String(1000))
+    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id"))
+    public: Mapped[bool] = mapped_column(Boolean, default=False)
+    ctype: Mapped[str] = mapped_column(String(5), default="RGB")
+    ctype_gt: Mapped[str | None] = mapped_column(String(5), nullable=True)
+    classes: Mapped[str | None] = mapped_column(Text, nullable=True)
+    single_image: Mapped[bool] = mapped_column(Boolean, default=False)  # made by inferenceSingle; never listed
+    members: Mapped[list[DatasetMember]] = relationship(
+        cascade="all, delete-orphan", order_by="DatasetMember.user_id", lazy="selectin"
+    )
+
+
+class DatasetMember(Base):
+    __tablename__ = "dataset_members"
+
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    permission: Mapped[str] = mapped_column(String(4))
+
+    user: Mapped[User] = relationship(lazy="joined")

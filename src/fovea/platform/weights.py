@@ -9,8 +9,9 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from fovea.paths import atomic_path
+from fovea.platform.datasets import get_dataset
 from fovea.platform.errors import Forbidden, InputError, NotFound
-from fovea.platform.models import OWN, ArchModel, User, Weights, WeightsMember
+from fovea.platform.models import OWN, ArchModel, Dataset, User, Weights, WeightsMember
 from fovea.platform.onnx_check import validate_onnx
 from fovea.platform.sharing import parse_members
 
@@ -78,6 +79,18 @@ def _bool(value: Any, name: str) -> bool:
     raise InputError(f"{name} must be true or false")
 
 
+def _dataset(db: Session, user: User, dataset_id: Any, task_id: int) -> Dataset | None:
+    """The visible dataset weights were trained on (404 otherwise), which must share the model's task (400)."""
+    if dataset_id is None:
+        return None
+    if not isinstance(dataset_id, int) or isinstance(dataset_id, bool):
+        raise InputError("dataset_id must be an integer")
+    dataset = get_dataset(db, user, dataset_id)
+    if dataset.task_id != task_id:
+        raise InputError(f"dataset {dataset_id} is for another task than the model")
+    return dataset
+
+
 def create_weights(db: Session, user: User, fields: dict[str, Any], data: bytes, storage: Path) -> Weights:
     """Validate everything, then write the row and the file together (the file only if the row commits)."""
     name = fields.get("name")
@@ -87,17 +100,19 @@ def create_weights(db: Session, user: User, fields: dict[str, Any], data: bytes,
     model = db.get(ArchModel, model_id) if isinstance(model_id, int) and not isinstance(model_id, bool) else None
     if model is None:
         raise InputError(f"model {model_id!r} does not exist", {"fields": {"model_id": ["Unknown model."]}})
-    if fields.get("dataset_id") is not None:
-        raise NotFound(f"dataset {fields['dataset_id']} not found")  # datasets are not stored yet
+    dataset = _dataset(db, user, fields.get("dataset_id"), model.task_id)
     classes = _classes(fields.get("classes"))
     layer = fields.get("layer_to_remove") or None
     card = validate_onnx(data, model.task_id, classes, layer)
     if classes is None and card is not None and card.classes:
         classes = list(card.class_names)
+    if classes is None and dataset is not None and dataset.classes:
+        classes = dataset.classes.split(",")
     members = parse_members(db, fields.get("users"), user)
     w = Weights(
         name=name,
         model_id=model.id,
+        dataset_id=dataset.id if dataset else None,
         public=_bool(fields.get("public", False), "public"),
         layer_to_remove=layer,
         classes=",".join(classes) if classes else None,
@@ -122,8 +137,9 @@ def update_weights(
         missing = [k for k in ("name", "public") if k not in body]
         if missing:
             raise InputError(f"missing fields: {', '.join(missing)}")
-    if "dataset_id" in body and body["dataset_id"] is not None:
-        raise NotFound(f"dataset {body['dataset_id']} not found")
+    if "dataset_id" in body:
+        dataset = _dataset(db, user, body["dataset_id"], db.get(ArchModel, w.model_id).task_id)
+        w.dataset_id = dataset.id if dataset else None
     name = body.get("name", w.name)
     if not isinstance(name, str) or not 1 <= len(name) <= 200:
         raise InputError("name must be 1-200 characters")

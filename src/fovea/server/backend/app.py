@@ -8,7 +8,7 @@ from fovea.platform.auth import AuthService
 from fovea.platform.config import PlatformSettings
 from fovea.platform.db import Database
 from fovea.server import ops
-from fovea.server.backend import auth_routes, catalog_routes, weights_routes
+from fovea.server.backend import auth_routes, catalog_routes, dataset_routes, weights_routes
 from fovea.server.errors import install_http_error_handler
 from fovea.server.paths import NormalizePath
 from fovea.server.uploads import BodyLimit
@@ -23,6 +23,7 @@ def create_backend_app(settings: PlatformSettings, db: Database) -> FastAPI:
     backend.include_router(auth_routes.router)
     backend.include_router(catalog_routes.router)
     backend.include_router(weights_routes.router)
+    backend.include_router(dataset_routes.router)
     app.include_router(backend)
     app.include_router(ops.health_router)
     install_http_error_handler(app)

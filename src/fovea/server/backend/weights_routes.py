@@ -10,6 +10,7 @@ from fastapi.responses import FileResponse
 from starlette.datastructures import UploadFile
 
 from fovea.platform import properties, weights
+from fovea.platform.datasets import get_dataset
 from fovea.platform.errors import InputError
 from fovea.server.backend.deps import DB, BackendRoute, CurrentUser, database, json_body, settings
 
@@ -36,8 +37,8 @@ async def list_weights(
 ) -> list[dict[str, Any]]:
     if model_id is None:
         raise InputError("Missing required parameter `model_id`")
-    if dataset_id is not None:
-        raise LookupError(f"dataset {dataset_id} not found")  # datasets are not stored yet
+    if dataset_id is not None:  # must be visible; the fine-tuning filter (reference §11) comes with trainings
+        get_dataset(db, user, dataset_id)
     return [weights.weights_json(w) for w in weights.list_weights(db, user, model_id, include_inactive)]
 
 

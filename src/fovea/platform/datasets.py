@@ -1,0 +1,175 @@
+"""Datasets: uploaded DeepHealth archives, validated against their task, with sharing (backend-api.md §7)."""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from fovea.core.io import sniff
+from fovea.datasets import DatasetSpec, load_dataset_yaml
+from fovea.platform.archives import extract_zip, find_dataset_yaml
+from fovea.platform.errors import Forbidden, InputError, NotFound
+from fovea.platform.models import OWN, Dataset, DatasetMember, Task, User
+from fovea.platform.sharing import parse_members
+
+CTYPES = ("NONE", "GRAY", "RGB", "RGBA", "BGR", "HSV", "YCBCR")
+SEGMENTATION, DETECTION, MULTILABEL, REGRESSION = 2, 3, 4, 5
+MEDIA_KINDS = {"png", "jpeg", "bmp", "tiff", "dicom", "nifti"}
+MAX_PROBLEMS = 50
+
+
+def dataset_json(d: Dataset) -> dict[str, Any]:
+    return {
+        "id": d.id,
+        "name": d.name,
+        "path": d.path,
+        "task_id": d.task_id,
+        "users": [{"username": m.user.username, "permission": m.permission} for m in d.members],
+        "public": d.public,
+        "ctype": d.ctype,
+        "ctype_gt": d.ctype_gt,
+        "classes": d.classes,
+    }
+
+
+def _level(d: Dataset, user: User) -> str | None:
+    return next((m.permission for m in d.members if m.user_id == user.id), None)
+
+
+def get_dataset(db: Session, user: User, dataset_id: int, *, need: str | None = None) -> Dataset:
+    d = db.get(Dataset, dataset_id)
+    level = _level(d, user) if d else None
+    if d is None or d.single_image or (level is None and not d.public):
+        raise NotFound(f"dataset {dataset_id} not found")
+    if need == OWN and level != OWN:
+        raise Forbidden("this action needs OWN permission on the dataset")
+    return d
+
+
+def list_datasets(db: Session, user: User, task_id: int | None = None) -> list[Dataset]:
+    member = select(DatasetMember.dataset_id).where(DatasetMember.user_id == user.id)
+    query = select(Dataset).where(or_(Dataset.public, Dataset.id.in_(member)), Dataset.single_image.is_(False))
+    if task_id is not None:
+        query = query.where(Dataset.task_id == task_id)
+    return list(db.scalars(query.order_by(Dataset.id)))
+
+
+def spec_of(d: Dataset, storage: Path) -> DatasetSpec:
+    return load_dataset_yaml(storage / d.path, segmentation=d.task_id == SEGMENTATION)
+
+
+def create_dataset(
+    db: Session, user: User, fields: dict[str, Any], archive: bytes, storage: Path
+) -> tuple[Dataset, Path]:
+    """Extract, validate and register an uploaded archive; returns the row and its folder (removed on failure)."""
+    name = fields.get("name")
+    if not isinstance(name, str) or not 1 <= len(name) <= 255:
+        raise InputError("name must be 1-255 characters", {"fields": {"name": ["This field is required."]}})
+    task_id = fields.get("task_id")
+    if not isinstance(task_id, int) or isinstance(task_id, bool) or db.get(Task, task_id) is None:
+        raise InputError(f"task {task_id!r} does not exist", {"fields": {"task_id": ["Unknown task."]}})
+    ctype = fields.get("ctype") or "RGB"
+    ctype_gt = fields.get("ctype_gt") or ("GRAY" if task_id == SEGMENTATION else None)
+    for key, value in (("ctype", ctype), ("ctype_gt", ctype_gt)):
+        if value is not None and value not in CTYPES:
+            raise InputError(f"{key} must be one of {', '.join(CTYPES)}")
+    members = parse_members(db, fields.get("users"), user)
+    folder = storage / "datasets" / uuid.uuid4().hex
+    try:
+        extract_zip(archive, folder)
+        yaml_path = find_dataset_yaml(folder)
+        spec = load_dataset_yaml(yaml_path, segmentation=task_id == SEGMENTATION)
+        problems = check_spec(spec, task_id, yaml_path.parent)
+        if problems:
+            raise InputError("invalid dataset", {"problems": problems[:MAX_PROBLEMS]})
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    d = Dataset(
+        name=name,
+        path=str(yaml_path.relative_to(storage)),
+        task_id=task_id,
+        public=bool(fields.get("public", False)),
+        ctype=ctype,
+        ctype_gt=ctype_gt,
+        classes=",".join(spec.classes) or None,
+        members=[DatasetMember(user_id=uid, permission=perm) for uid, perm in members],
+    )
+    db.add(d)
+    db.flush()
+    return d, folder
+
+
+def check_spec(spec: DatasetSpec, task_id: int, root: Path) -> list[str]:
+    """Problems with the files a spec names and with what its task needs (empty when all is well)."""
+    problems: list[str] = []
+    if task_id == 1 and len(spec.classes) < 2:
+        problems.append("classes: a classification dataset needs at least 2 classes")
+    if task_id == REGRESSION and not spec.features:
+        problems.append("features: a regression dataset needs at least one feature")
+    for i, sample in enumerate(spec.samples):
+        locations = sample.location if isinstance(sample.location, list) else [sample.location]
+        for location in locations:
+            if not location.startswith(("http://", "https://")):
+                problems += _file_problem(root, location, f"images[{i}].location")
+        if sample.label is not None:
+            if task_id in (DETECTION, REGRESSION):
+                problems.append(f"images[{i}].label: labels are not allowed for this task")
+            elif task_id == SEGMENTATION and isinstance(sample.label, str):
+                problems += _file_problem(root, sample.label, f"images[{i}].label")
+            elif task_id == 1 and isinstance(sample.label, list) and len(sample.label) != 1:
+                problems.append(f"images[{i}].label: a classification image has exactly one class")
+        if len(problems) >= MAX_PROBLEMS:
+            break
+    return problems
+
+
+def _file_problem(root: Path, location: str, where: str) -> list[str]:
+    path = (root / location).resolve()
+    if not path.is_relative_to(root.resolve()):
+        return [f"{where}: {location!r} leaves the dataset folder"]
+    if path.is_symlink() or not path.is_file():
+        return [f"{where}: {location!r} does not exist in the archive"]
+    with path.open("rb") as handle:
+        head = handle.read(1024)
+    if sniff(head, path.name) not in MEDIA_KINDS:
+        return [f"{where}: {location!r} is not a PNG, JPEG, BMP, TIFF, DICOM or NIfTI file"]
+    return []
+
+
+def delete_dataset(db: Session, user: User, dataset_id: int, storage: Path) -> Path:
+    d = get_dataset(db, user, dataset_id, need=OWN)
+    folder = storage.joinpath(*Path(d.path).parts[:2])  # datasets/<uuid>: everything stored for it
+    db.delete(d)
+    return folder
+
+
+def images(spec: DatasetSpec, split: str | None, offset: int, limit: int | None) -> list[dict[str, Any]]:
+    names = list(spec.split) if spec.split else ["training", "test"]
+    membership = {name: set(spec.ids(name)) for name in names}
+    rows = []
+    for i, sample in enumerate(spec.samples):
+        in_splits = [name for name in names if i in membership[name]]
+        if split is not None and split not in in_splits:
+            continue
+        label, label_path = sample.label, None
+        if isinstance(label, str):
+            label, label_path = None, sample.label
+        elif isinstance(label, int):
+            label = [label]
+        rows.append(
+            {
+                "id": i,
+                "location": sample.location,
+                "label": label,
+                "label_path": label_path,
+                "values": sample.values or None,
+                "split": in_splits,
+            }
+        )
+    return rows[offset : None if limit is None else offset + limit]

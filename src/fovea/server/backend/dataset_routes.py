@@ -1,0 +1,81 @@
+"""`datasets` and `datasets/{id}/images`."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from starlette.datastructures import UploadFile
+
+from fovea.platform import datasets
+from fovea.platform.errors import InputError
+from fovea.server.backend.deps import DB, BackendRoute, CurrentUser, database, settings
+
+router = APIRouter(route_class=BackendRoute)
+
+
+@router.get("/datasets")
+async def list_datasets(user: CurrentUser, db: DB, task_id: int | None = None) -> list[dict[str, Any]]:
+    return [datasets.dataset_json(d) for d in datasets.list_datasets(db, user, task_id)]
+
+
+@router.get("/datasets/{dataset_id}")
+async def get_dataset(dataset_id: int, user: CurrentUser, db: DB) -> dict[str, Any]:
+    return datasets.dataset_json(datasets.get_dataset(db, user, dataset_id))
+
+
+@router.get("/datasets/{dataset_id}/images")
+async def dataset_images(
+    dataset_id: int,
+    request: Request,
+    user: CurrentUser,
+    db: DB,
+    split: str | None = None,
+    offset: int = 0,
+    limit: int | None = None,
+) -> list[dict[str, Any]]:
+    if offset < 0 or (limit is not None and limit < 0):
+        raise InputError("offset and limit must not be negative")
+    spec = datasets.spec_of(datasets.get_dataset(db, user, dataset_id), settings(request).storage_dir)
+    return datasets.images(spec, split, offset, limit)
+
+
+@router.post("/datasets", status_code=201)
+async def create_dataset(request: Request, user: CurrentUser) -> dict[str, Any]:
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        raise InputError("registering a dataset by URL (`path`) is not available yet; upload `dataset_data`")
+    form = await request.form()
+    fields: dict[str, Any] = {k: v for k, v in form.items() if isinstance(v, str)}
+    try:
+        fields["task_id"] = int(fields["task_id"]) if "task_id" in fields else None
+        fields["users"] = json.loads(fields["users"]) if "users" in fields else None
+    except ValueError:
+        raise InputError("task_id must be an integer and users a JSON string") from None
+    if "public" in fields:
+        fields["public"] = fields["public"].lower() in ("true", "1")
+    upload = form.get("dataset_data")
+    if not isinstance(upload, UploadFile):
+        raise InputError("dataset_data (a zip archive) is required")
+    archive = await upload.read()
+    folder = None
+    try:
+        with database(request).transaction() as db:
+            dataset, folder = datasets.create_dataset(
+                db, db.merge(user), fields, archive, settings(request).storage_dir
+            )
+            item = datasets.dataset_json(dataset)
+    except Exception:
+        if folder is not None:  # the row did not commit: its files go too
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return item
+
+
+@router.delete("/datasets/{dataset_id}", status_code=204)
+async def delete_dataset(dataset_id: int, request: Request, user: CurrentUser) -> Response:
+    with database(request).transaction() as db:
+        folder = datasets.delete_dataset(db, db.merge(user), dataset_id, settings(request).storage_dir)
+    shutil.rmtree(folder, ignore_errors=True)
+    return Response(status_code=204)

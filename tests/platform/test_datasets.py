@@ -1,0 +1,108 @@
+"""Dataset upload (zip of a DeepHealth YAML and its images), validation, safety, listing and deletion."""
+
+import io
+import stat
+import zipfile
+
+import pytest
+
+from fovea.errors import InputError, LimitExceeded
+from fovea.platform.archives import ArchiveLimits, extract_zip
+from tests.platform.conftest import bearer, login, register
+
+
+def zip_of(files: dict[str, bytes], *, symlink: str | None = None) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+        if symlink:
+            info = zipfile.ZipInfo(symlink)
+            info.external_attr = (stat.S_IFLNK | 0o777) << 16
+            archive.writestr(info, "/etc/passwd")
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def digits_zip(zoo_dir):
+    """The zoo's Digits dataset (1797 PNGs + YAML) inside one top-level folder, as users zip it."""
+    root = zoo_dir / "digits"
+    files = {f"digits/{p.relative_to(root)}": p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    return zip_of(files)
+
+
+def upload(client, headers, archive, **fields):
+    form = {"name": "Digits", "task_id": "1", **{k: str(v) for k, v in fields.items()}}
+    return client.post("/backend/datasets", data=form, files={"dataset_data": ("d.zip", archive)}, headers=headers)
+
+
+def test_upload_list_images_and_delete(backend, digits_zip):
+    owner = register(backend, "owner")
+    stranger = register(backend, "stranger")
+    created = upload(backend, owner, digits_zip)
+    assert created.status_code == 201, created.text
+    item = created.json()
+    assert item["classes"] == ",".join(str(d) for d in range(10)) and item["ctype"] == "RGB" and item["public"] is False
+    assert item["path"].startswith("datasets/") and item["path"].endswith("digits.yml")
+    assert [d["id"] for d in backend.get("/backend/datasets?task_id=1", headers=owner).json()] == [item["id"]]
+    assert backend.get("/backend/datasets?task_id=2", headers=owner).json() == []
+    assert backend.get(f"/backend/datasets/{item['id']}", headers=stranger).status_code == 404
+    test_images = backend.get(f"/backend/datasets/{item['id']}/images?split=test", headers=owner).json()
+    assert len(test_images) == 269 and all(row["split"] == ["test"] for row in test_images)
+    first = backend.get(f"/backend/datasets/{item['id']}/images?offset=0&limit=2", headers=owner).json()
+    assert [row["id"] for row in first] == [0, 1] and first[0]["label"] == [0] and first[0]["label_path"] is None
+    assert backend.delete(f"/backend/datasets/{item['id']}", headers=stranger).status_code == 404
+    assert backend.delete(f"/backend/datasets/{item['id']}", headers=owner).status_code == 204
+    assert list((backend.settings.storage_dir / "datasets").iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("files", "message"),
+    [
+        ({"a.png": b"x"}, "exactly one dataset YAML"),
+        ({"d.yml": b"classes: [a, b]\nimages:\n  - location: missing.png\n    label: 0\n"}, "does not exist"),
+        ({"d.yml": b"classes: [a, b]\nimages:\n  - location: a.png\n    label: c\n", "a.png": b"x"}, "unknown class"),
+        (
+            {"d.yml": b"classes: [a, b]\nimages:\n  - location: a.png\n    label: 0\n", "a.png": b"text, not an image"},
+            "is not a PNG",
+        ),
+        ({"d.yml": b"classes: [a, b]\nimages:\n  - location: ../a.png\n", "a.png": b"x"}, "outside the dataset"),
+        ({"../evil.yml": b"x"}, "unsafe archive member"),
+        ({"/abs.yml": b"x"}, "unsafe archive member"),
+    ],
+)
+def test_invalid_archives_are_refused_and_leave_nothing(backend, files, message):
+    headers = bearer(login(backend))
+    response = upload(backend, headers, zip_of(files))
+    assert response.status_code == 400, response.text
+    body = response.json()
+    assert message in body["error"] + " ".join(body.get("detail", {}).get("problems", [])), body
+    folder = backend.settings.storage_dir / "datasets"
+    assert not folder.exists() or list(folder.iterdir()) == []
+
+
+def test_links_bombs_and_non_zips(tmp_path):
+    with pytest.raises(InputError, match="links"):
+        extract_zip(zip_of({"a.yml": b"x"}, symlink="link.png"), tmp_path / "a")
+    with pytest.raises(LimitExceeded, match="compression ratio"):
+        extract_zip(zip_of({"zeros.bin": b"\0" * 5_000_000}), tmp_path / "b")
+    with pytest.raises(LimitExceeded, match="members"):
+        extract_zip(zip_of({f"{i}.txt": b"x" for i in range(5)}), tmp_path / "c", ArchiveLimits(max_members=3))
+    with pytest.raises(InputError, match="not a zip"):
+        extract_zip(b"plain bytes", tmp_path / "d")
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_weights_trained_on_a_dataset_take_its_task_and_classes(backend, digits_zip):
+    headers = bearer(login(backend))
+    dataset_id = upload(backend, headers, digits_zip).json()["id"]
+    segmentation_model = backend.post("/backend/models", json={"name": "UNet", "task_id": 2}, headers=headers).json()[
+        "id"
+    ]
+    response = backend.post(
+        "/backend/weights",
+        data={"name": "w", "model_id": str(segmentation_model), "dataset_id": str(dataset_id)},
+        files={"onnx_data": ("m.onnx", b"irrelevant")},
+        headers=headers,
+    )
+    assert response.status_code == 400 and "another task" in response.json()["error"]
