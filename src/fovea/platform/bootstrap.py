@@ -14,6 +14,7 @@ from fovea.platform.catalog import seed_tasks
 from fovea.platform.config import PlatformSettings
 from fovea.platform.db import Database
 from fovea.platform.models import User
+from fovea.platform.processes import fail_orphans
 from fovea.platform.properties import seed_properties
 from fovea.platform.security import hash_password
 
@@ -42,6 +43,7 @@ def bootstrap(settings: PlatformSettings) -> tuple[Database, str | None]:
     with db.transaction() as session:
         seed_tasks(session)
         seed_properties(session)
+        fail_orphans(session)
         if session.scalar(select(User).where(User.username == settings.admin_username)) is None:
             password = settings.admin_password
             if password is None:

@@ -23,6 +23,10 @@ class PlatformSettings(BaseSettings):
     registration_open: bool = True
     access_token_ttl_s: int = 36_000
     refresh_token_ttl_s: int = 30 * 24 * 3600
+    workers: int = Field(1, ge=1, description="Worker processes of the local executor.")
+    allow_url_hosts: list[str] = Field(
+        default_factory=list, description="Private hosts or networks image URLs may point at (URL guard allowlist)."
+    )
     max_upload_bytes: int = Field(2 * 1024**3, description="Largest request body (weights and dataset uploads).")
 
     @property

@@ -152,3 +152,29 @@ class DatasetMember(Base):
     permission: Mapped[str] = mapped_column(String(4))
 
     user: Mapped[User] = relationship(lazy="joined")
+
+
+class Process(Base):
+    """A training or inference job; its state lives here so any worker and any replica can read it."""
+
+    __tablename__ = "processes"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)  # UUID4
+    process_type: Mapped[str] = mapped_column(String(10))  # "training" | "testing"
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    weights_id: Mapped[int | None] = mapped_column(ForeignKey("weights.id", ondelete="SET NULL"), nullable=True)
+    dataset_id: Mapped[int | None] = mapped_column(ForeignKey("datasets.id", ondelete="SET NULL"), nullable=True)
+    state: Mapped[str] = mapped_column(String(10), default="pending")
+    settings: Mapped[str] = mapped_column(Text, default="{}")  # resolved hyperparameters, JSON
+    image_name: Mapped[str | None] = mapped_column(String(2000), nullable=True)  # inferenceSingle's row name
+    created: Mapped[datetime] = mapped_column(DateTime)
+    updated: Mapped[datetime] = mapped_column(DateTime)
+
+
+class ProgressLine(Base):
+    __tablename__ = "progress_lines"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    process_id: Mapped[str] = mapped_column(ForeignKey("processes.id", ondelete="CASCADE"), index=True)
+    line: Mapped[str] = mapped_column(Text)

@@ -2,20 +2,34 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import APIRouter, FastAPI
 
+from fovea.jobs.local import LocalExecutor
 from fovea.platform.auth import AuthService
 from fovea.platform.config import PlatformSettings
 from fovea.platform.db import Database
 from fovea.server import ops
-from fovea.server.backend import auth_routes, catalog_routes, dataset_routes, weights_routes
+from fovea.server.backend import auth_routes, catalog_routes, dataset_routes, process_routes, weights_routes
 from fovea.server.errors import install_http_error_handler
 from fovea.server.paths import NormalizePath
 from fovea.server.uploads import BodyLimit
 
 
 def create_backend_app(settings: PlatformSettings, db: Database) -> FastAPI:
-    app = FastAPI(title="Fovea", redirect_slashes=False, docs_url="/docs", openapi_url="/openapi.json")
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.executor = LocalExecutor(workers=settings.workers)
+        try:
+            yield
+        finally:
+            app.state.executor.shutdown()
+
+    app = FastAPI(
+        title="Fovea", lifespan=lifespan, redirect_slashes=False, docs_url="/docs", openapi_url="/openapi.json"
+    )
     app.state.settings = settings
     app.state.db = db
     app.state.auth = AuthService(settings)
@@ -24,6 +38,7 @@ def create_backend_app(settings: PlatformSettings, db: Database) -> FastAPI:
     backend.include_router(catalog_routes.router)
     backend.include_router(weights_routes.router)
     backend.include_router(dataset_routes.router)
+    backend.include_router(process_routes.router)
     app.include_router(backend)
     app.include_router(ops.health_router)
     install_http_error_handler(app)

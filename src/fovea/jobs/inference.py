@@ -1,0 +1,130 @@
+"""The inference job: a dataset's test split through a weights file, outputs written atomically."""
+
+from __future__ import annotations
+
+import json
+import math
+import traceback
+from datetime import UTC, datetime
+from pathlib import Path
+
+from fovea.core.formats import to_canonical, to_deephealth_value
+from fovea.core.predictions import Task
+from fovea.paths import atomic_path
+from fovea.platform.db import Database
+from fovea.platform.models import Dataset, Process, ProgressLine, Weights
+
+MASK_ROUTE = "media/{process_id}/{image_id}.png"
+
+
+def outputs_dir(storage: Path, process_id: str) -> Path:
+    return storage / "processes" / process_id
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+
+
+class Stopped(Exception):
+    pass
+
+
+def run_inference(process_id: str, db_url: str, storage: str) -> None:
+    """Entry point in a worker process; every outcome ends in the process's state and progress lines."""
+    db = Database(db_url)
+    try:
+        _run(db, process_id, Path(storage))
+    except Stopped:
+        pass
+    except Exception as exc:  # the reason goes to the progress log, the traceback to the worker's log
+        traceback.print_exc()
+        _finish(db, process_id, "failed", f"Error - {type(exc).__name__}: {exc}")
+    finally:
+        db.dispose()
+
+
+def _line(db: Database, process_id: str, line: str, *, state: str | None = None) -> None:
+    with db.transaction() as session:
+        process = session.get(Process, process_id)
+        if process is None or process.state == "stopped":
+            raise Stopped
+        session.add(ProgressLine(process_id=process_id, line=line))
+        if state:
+            process.state = state
+        process.updated = _now()
+
+
+def _finish(db: Database, process_id: str, state: str, line: str | None = None) -> None:
+    with db.transaction() as session:
+        process = session.get(Process, process_id)
+        if process is None or process.state == "stopped":
+            return
+        if line:
+            session.add(ProgressLine(process_id=process_id, line=line))
+        process.state, process.updated = state, _now()
+
+
+def _run(db: Database, process_id: str, storage: Path) -> None:
+    import fovea
+    from fovea.datasets import load_dataset_yaml
+
+    with db.transaction() as session:
+        process = session.get(Process, process_id)
+        if process is None or process.state != "pending":
+            return
+        process.state, process.updated = "running", _now()
+        weights = session.get(Weights, process.weights_id)
+        dataset = session.get(Dataset, process.dataset_id)
+        if weights is None or dataset is None:
+            raise RuntimeError("the weights or the dataset were deleted")
+        weights_file = storage / "weights" / f"{weights.id}.onnx"
+        yaml_path = storage / dataset.path
+        settings = json.loads(process.settings)
+        image_name = process.image_name
+        segmentation = dataset.task_id == 2
+    model = fovea.load(weights_file, threads=1)
+    spec = load_dataset_yaml(yaml_path, segmentation=segmentation)
+    ids = spec.ids("test")
+    batch_size = max(1, int(settings.get("Batch size", 8)))
+    batches = math.ceil(len(ids) / batch_size)
+    labelled = all(spec.samples[i].label is not None for i in ids) and model.task is Task.CLASSIFICATION
+    correct = seen = 0
+    rows, canonical = [], []
+    out = outputs_dir(storage, process_id)
+    out.mkdir(parents=True, exist_ok=True)
+    for b in range(batches):
+        chunk = ids[b * batch_size : (b + 1) * batch_size]
+        paths = [yaml_path.parent / str(_first(spec.samples[i].location)) for i in chunk]
+        predictions = model.predict_batch(paths, batch_size=batch_size, workers=1)
+        for image_id, prediction in zip(chunk, predictions, strict=True):
+            name = image_name or str(_first(spec.samples[image_id].location))
+            prediction.source = name
+            mask_url = None
+            if prediction.task is Task.SEGMENTATION:
+                mask_url = _write_mask(out, image_id, prediction, process_id)
+            rows.append([name, to_deephealth_value(prediction, mask_url)])
+            canonical.append(to_canonical(prediction))
+            if labelled:
+                seen += 1
+                correct += int(prediction.labels[0] == spec.samples[image_id].label)
+        metric = f" - metric={correct / seen:.3f}" if labelled and seen else ""
+        _line(db, process_id, f"Test - batch [{b + 1}/{batches}]{metric}")
+    with atomic_path(out / "outputs.json") as tmp:
+        tmp.write_text(json.dumps({"outputs": rows, "predictions": canonical, "classes": list(model.card.class_names)}))
+    _finish(db, process_id, "finished")
+
+
+def _first(location: str | list[str]) -> str:
+    return location[0] if isinstance(location, list) else location
+
+
+def _write_mask(out: Path, image_id: int, prediction, process_id: str) -> str:
+    import numpy as np
+    from PIL import Image
+
+    label_map = np.zeros(prediction.size, np.uint8)
+    for label, mask in zip(prediction.labels, prediction.masks, strict=True):
+        label_map[mask] = 255 if len(prediction.class_names) <= 2 else label
+    with atomic_path(out / f"{image_id}.png") as tmp:
+        Image.fromarray(label_map).save(tmp, format="PNG")
+    return MASK_ROUTE.format(process_id=process_id, image_id=image_id)

@@ -1,0 +1,202 @@
+"""Inference processes: launch checks, single-image datasets, status, outputs and stop (backend-api.md §9)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from fovea.core.io import fetch_url, sniff
+from fovea.datasets import write_dataset_yaml
+from fovea.platform.auth import now
+from fovea.platform.catalog import get_task
+from fovea.platform.datasets import get_dataset, spec_of
+from fovea.platform.errors import InputError, NotFound
+from fovea.platform.models import OWN, ArchModel, Dataset, DatasetMember, Process, ProgressLine, User, Weights
+from fovea.platform.projects import get_project
+from fovea.platform.weights import get_weights
+
+INFERENCE_PROPERTIES = {"batch size": ("Batch size", int)}
+EXTENSIONS = {"png": "png", "jpeg": "jpg", "bmp": "bmp", "tiff": "tif", "dicom": "dcm", "nifti": "nii.gz"}
+
+
+def _uuid(value: Any) -> str:
+    try:
+        return str(uuid.UUID(str(value)))
+    except ValueError:
+        raise InputError(f"{value!r} is not a process id (UUID)") from None
+
+
+def _int(body: dict[str, Any], key: str) -> int:
+    value = body.get(key)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise InputError(f"{key} is required and must be an integer", {"fields": {key: ["This field is required."]}})
+    return value
+
+
+def _settings(properties: Any) -> dict[str, Any]:
+    """The inference-relevant hyperparameters (Batch size); other valid names are ignored."""
+    if properties is None:
+        return {}
+    if not isinstance(properties, list):
+        raise InputError("properties must be a list of {name or id, value}")
+    settings: dict[str, Any] = {}
+    for i, item in enumerate(properties):
+        if not isinstance(item, dict) or "value" not in item or not ("name" in item or "id" in item):
+            raise InputError(f"properties[{i}]: give `name` or `id`, and `value`")
+        name = str(item.get("name", "")).strip().lower()
+        if name in INFERENCE_PROPERTIES or item.get("id") == 4:
+            label, kind = INFERENCE_PROPERTIES["batch size"]
+            try:
+                value = kind(str(item["value"]))
+            except ValueError:
+                raise InputError(f"property {label}: {item['value']!r} is not an integer") from None
+            if value < 1:
+                raise InputError(f"property {label} must be at least 1")
+            settings[label] = value
+    return settings
+
+
+def _common_checks(db: Session, user: User, body: dict[str, Any]) -> tuple[Any, Weights, ArchModel]:
+    if body.get("task_manager") not in (None, "CELERY"):
+        raise InputError(f"task_manager {body['task_manager']!r} is not supported")
+    project = get_project(db, user, _int(body, "project_id"), need=OWN)
+    weights = get_weights(db, user, _int(body, "modelweights_id"))
+    if not weights.is_active:
+        raise InputError(f"Weights {weights.id} are not ready")
+    model = db.get(ArchModel, weights.model_id)
+    if model.task_id != project.task_id:
+        project_task, model_task = get_task(db, project.task_id).name, get_task(db, model.task_id).name
+        raise InputError(f"Project task {project_task} does not match model task {model_task}")
+    return project, weights, model
+
+
+def _new_process(db: Session, user: User, project_id: int, weights_id: int, dataset_id: int, **extra: Any) -> Process:
+    stamp = now()
+    process = Process(
+        id=str(uuid.uuid4()),
+        process_type="testing",
+        project_id=project_id,
+        user_id=user.id,
+        weights_id=weights_id,
+        dataset_id=dataset_id,
+        state="pending",
+        created=stamp,
+        updated=stamp,
+        **extra,
+    )
+    db.add(process)
+    db.flush()
+    return process
+
+
+def create_inference(db: Session, user: User, body: dict[str, Any], storage: Path) -> Process:
+    project, weights, model = _common_checks(db, user, body)
+    dataset = get_dataset(db, user, _int(body, "dataset_id"))
+    if dataset.task_id != model.task_id:
+        raise InputError("Model and dataset must belong to the same task")
+    if not spec_of(dataset, storage).ids("test"):
+        raise InputError(f"dataset {dataset.id} has an empty test split")
+    settings = _settings(body.get("properties"))
+    return _new_process(db, user, project.id, weights.id, dataset.id, settings=json.dumps(settings))
+
+
+def create_single(db: Session, user: User, body: dict[str, Any], storage: Path, limits: Any) -> tuple[Process, Path]:
+    """Store the one image as a hidden single-image dataset; returns the process and that dataset's folder."""
+    project, weights, _ = _common_checks(db, user, body)
+    url, data_url = body.get("image_url"), body.get("image_data")
+    if bool(url) == bool(data_url):
+        raise InputError("send exactly one of `image_url` and `image_data`")
+    if url:
+        data, _ = fetch_url(str(url), limits=limits)
+    else:
+        data = _from_data_url(str(data_url))
+    kind = sniff(data)
+    if kind not in EXTENSIONS:
+        raise InputError("the image is not a PNG, JPEG, BMP, TIFF, DICOM or NIfTI file")
+    token = uuid.uuid4().hex
+    name = f"UserImage{token}.{EXTENSIONS[kind]}"
+    folder = storage / "datasets" / token
+    folder.mkdir(parents=True)
+    (folder / name).write_bytes(data)
+    write_dataset_yaml(folder / "image.yml", name, [], [name], {"test": [0]})
+    dataset = Dataset(
+        name=name,
+        path=str((folder / "image.yml").relative_to(storage)),
+        task_id=project.task_id,
+        single_image=True,
+        members=[DatasetMember(user_id=user.id, permission=OWN)],
+    )
+    db.add(dataset)
+    db.flush()
+    settings = json.dumps({"Batch size": 1, "Epochs": 1})
+    process = _new_process(db, user, project.id, weights.id, dataset.id, settings=settings, image_name=str(url or name))
+    return process, folder
+
+
+def _from_data_url(value: str) -> bytes:
+    header, sep, payload = value.partition(",")
+    if not sep or not header.startswith("data:") or not header.endswith(";base64"):
+        raise InputError("image_data must be a data URL: data:<mime>;base64,<payload>")
+    try:
+        return base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError):
+        raise InputError("image_data is not valid base64") from None
+
+
+def get_process(db: Session, user: User, process_id: Any) -> Process:
+    process = db.get(Process, _uuid(process_id))
+    if process is None:
+        raise NotFound("Process not found")
+    get_project(db, user, process.project_id)  # 404 unless its project is visible
+    return process
+
+
+def lines(db: Session, process: Process) -> list[str]:
+    query = select(ProgressLine.line).where(ProgressLine.process_id == process.id).order_by(ProgressLine.id)
+    return list(db.scalars(query))
+
+
+def list_inferences(db: Session, user: User, project_id: int) -> list[Process]:
+    get_project(db, user, project_id)
+    query = select(Process).where(Process.project_id == project_id, Process.process_type == "testing")
+    return list(db.scalars(query.order_by(Process.created, Process.id)))
+
+
+def process_json(process: Process) -> dict[str, Any]:
+    return {
+        "id": process.id,
+        "project_id": process.project_id,
+        "modelweights_id": process.weights_id,
+        "dataset_id": process.dataset_id,
+        "celery_id": process.id,
+        "created": process.created.isoformat(),
+        "updated": process.updated.isoformat(),
+        "process_status": process.state,
+    }
+
+
+def stop(db: Session, user: User, process_id: Any, storage: Path) -> str:
+    process = get_process(db, user, process_id)
+    get_project(db, user, process.project_id, need=OWN)
+    if process.state not in ("pending", "running"):
+        raise NotFound("Process already stopped or non existing")
+    process.state, process.updated = "stopped", now()
+    shutil.rmtree(storage / "processes" / process.id, ignore_errors=True)  # partial outputs are discarded
+    return "Training stopped" if process.process_type == "training" else "Inference stopped"
+
+
+def fail_orphans(db: Session) -> int:
+    """At start-up: processes left pending or running by a previous server cannot finish; say so."""
+    orphans = list(db.scalars(select(Process).where(Process.state.in_(("pending", "running")))))
+    for process in orphans:
+        db.add(ProgressLine(process_id=process.id, line="Error - the server restarted before the process finished"))
+        process.state, process.updated = "failed", now()
+    return len(orphans)

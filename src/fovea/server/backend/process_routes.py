@@ -1,0 +1,131 @@
+"""`inference`, `inferenceSingle`, `status`, `output(s)`, `media` and `stopProcess`."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import FileResponse, JSONResponse
+
+from fovea.core.card import ModelCard
+from fovea.core.formats import FORMATS, format_predictions, from_canonical
+from fovea.core.io import Limits
+from fovea.jobs.inference import outputs_dir
+from fovea.platform import processes
+from fovea.platform.errors import InputError, NotFound
+from fovea.platform.models import Weights
+from fovea.server.backend.deps import DB, BackendRoute, CurrentUser, database, json_body, settings
+
+router = APIRouter(route_class=BackendRoute)
+
+
+def _launch(request: Request, process_id: str) -> None:
+    request.app.state.executor.submit_inference(process_id, database(request).url, settings(request).storage_dir)
+
+
+@router.post("/inference", status_code=201)
+async def inference(request: Request, user: CurrentUser) -> dict[str, Any]:
+    body = await json_body(request)
+    with database(request).transaction() as db:
+        process_id = processes.create_inference(db, db.merge(user), body, settings(request).storage_dir).id
+    _launch(request, process_id)  # after the commit: the worker must find the row
+    return {"result": "ok", "process_id": process_id}
+
+
+@router.post("/inferenceSingle", status_code=201)
+async def inference_single(request: Request, user: CurrentUser) -> dict[str, Any]:
+    body = await json_body(request)
+    limits = Limits(allow_private_hosts=tuple(settings(request).allow_url_hosts))
+    folder = None
+    try:
+        with database(request).transaction() as db:
+            process, folder = processes.create_single(db, db.merge(user), body, settings(request).storage_dir, limits)
+            process_id = process.id
+    except Exception:
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
+    _launch(request, process_id)
+    return {"result": "ok", "process_id": process_id}
+
+
+@router.get("/inference")
+@router.get("/inferenceSingle")
+async def list_inferences(user: CurrentUser, db: DB, project_id: int | None = None) -> list[dict[str, Any]]:
+    if project_id is None:
+        raise InputError("Missing required parameter `project_id`")
+    return [processes.process_json(p) for p in processes.list_inferences(db, user, project_id)]
+
+
+@router.get("/status")
+async def status(user: CurrentUser, db: DB, process_id: str | None = None, full: bool = False) -> Response:
+    if not process_id:
+        raise InputError("Missing required parameter `process_id`")
+    try:
+        process = processes.get_process(db, user, process_id)
+    except NotFound:
+        return JSONResponse({"result": "error", "error": "Process not found"}, 404)
+    lines = processes.lines(db, process)
+    data: Any = lines if full else (lines[-1] if lines else "")
+    result = "error" if process.state == "failed" else "ok"
+    kind = "training" if process.process_type == "training" else "testing"
+    return JSONResponse(
+        [{"result": result, "status": {"process_type": kind, "process_status": process.state, "process_data": data}}]
+    )
+
+
+@router.get("/output")
+@router.get("/outputs")
+async def output(
+    request: Request, user: CurrentUser, db: DB, process_id: str | None = None, format: str | None = None
+) -> Response:
+    if not process_id:
+        raise InputError("Missing required parameter `process_id`")
+    try:
+        process = processes.get_process(db, user, process_id)
+    except NotFound:
+        process = None
+    if process is None or process.state in ("stopped", "failed"):
+        return JSONResponse({"result": "Process stopped before finishing or non existing."}, 404)
+    if process.process_type == "training":
+        raise InputError("output is for inference processes; this is a training")
+    if process.state != "finished":
+        return JSONResponse({"result": "Process in execution. Try later for output results."})
+    stored = json.loads((outputs_dir(settings(request).storage_dir, process.id) / "outputs.json").read_text())
+    if format is None:
+        base = str(request.base_url).rstrip("/") + "/backend/"
+        rows = [[name, value if not value.startswith("media/") else base + value] for name, value in stored["outputs"]]
+        return JSONResponse({"outputs": rows})
+    if format not in FORMATS or format == "json":
+        raise InputError("format must be one of aicoco, supervisely, coco")
+    weights = db.get(Weights, process.weights_id) if process.weights_id else None
+    if weights is None or weights.card is None:
+        raise InputError("these weights have no model card, so other formats are not available")
+    card = ModelCard.from_json(weights.card)
+    predictions = [from_canonical(p, card.class_names) for p in stored["predictions"]]
+    try:
+        return JSONResponse(format_predictions(predictions, format, card))
+    except ValueError as exc:
+        raise InputError(f"format {format} does not apply: {exc}") from None
+
+
+@router.get("/media/{process_id}/{image_id}.png")
+async def media(process_id: str, image_id: int, request: Request, user: CurrentUser, db: DB) -> Response:
+    process = processes.get_process(db, user, process_id)
+    path = outputs_dir(settings(request).storage_dir, process.id) / f"{image_id}.png"
+    if process.state != "finished" or not path.is_file():
+        raise NotFound("no such mask")
+    return FileResponse(path, media_type="image/png")
+
+
+@router.post("/stopProcess")
+async def stop_process(request: Request, user: CurrentUser) -> Response:
+    body = await json_body(request)
+    try:
+        with database(request).transaction() as db:
+            result = processes.stop(db, db.merge(user), body.get("process_id"), settings(request).storage_dir)
+    except NotFound:
+        return JSONResponse({"result": "Process already stopped or non existing"}, 404)
+    return JSONResponse({"result": result})
