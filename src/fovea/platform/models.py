@@ -178,3 +178,18 @@ class ProgressLine(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     process_id: Mapped[str] = mapped_column(ForeignKey("processes.id", ondelete="CASCADE"), index=True)
     line: Mapped[str] = mapped_column(Text)
+
+
+class DeployedSession(Base):
+    """A deployed weights reachable at /net/{token}/; only a hash of the token is stored."""
+
+    __tablename__ = "sessions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    nonce: Mapped[str] = mapped_column(String(64))  # with the server secret, re-derives the token for its owner
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    weights_id: Mapped[int] = mapped_column(ForeignKey("weights.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    settings: Mapped[str] = mapped_column(Text, default="{}")
+    created: Mapped[datetime] = mapped_column(DateTime)

@@ -1,4 +1,4 @@
-"""The platform app: `/backend/` plus ops routes (sessions and the web console come later)."""
+"""The platform app: `/backend/`, the deployed sessions at `/net/{token}/`, and ops routes."""
 
 from __future__ import annotations
 
@@ -6,19 +6,30 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
+from starlette.types import ASGIApp
 
 from fovea.jobs.local import LocalExecutor
 from fovea.platform.auth import AuthService
 from fovea.platform.config import PlatformSettings
 from fovea.platform.db import Database
 from fovea.server import ops
-from fovea.server.backend import auth_routes, catalog_routes, dataset_routes, process_routes, weights_routes
+from fovea.server.backend import (
+    auth_routes,
+    catalog_routes,
+    dataset_routes,
+    process_routes,
+    session_routes,
+    weights_routes,
+)
 from fovea.server.errors import install_http_error_handler
+from fovea.server.net import SessionHost
 from fovea.server.paths import NormalizePath
 from fovea.server.uploads import BodyLimit
 
 
-def create_backend_app(settings: PlatformSettings, db: Database) -> FastAPI:
+def create_backend_app(settings: PlatformSettings, db: Database) -> ASGIApp:
+    """The platform as one ASGI app; `/net/<token>/...` is answered by that session's own app."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.executor = LocalExecutor(workers=settings.workers)
@@ -26,6 +37,7 @@ def create_backend_app(settings: PlatformSettings, db: Database) -> FastAPI:
             yield
         finally:
             app.state.executor.shutdown()
+            await app.state.sessions.aclose()
 
     app = FastAPI(
         title="Fovea", lifespan=lifespan, redirect_slashes=False, docs_url="/docs", openapi_url="/openapi.json"
@@ -39,9 +51,12 @@ def create_backend_app(settings: PlatformSettings, db: Database) -> FastAPI:
     backend.include_router(weights_routes.router)
     backend.include_router(dataset_routes.router)
     backend.include_router(process_routes.router)
+    backend.include_router(session_routes.router)
     app.include_router(backend)
     app.include_router(ops.health_router)
     install_http_error_handler(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_upload_bytes)
     app.add_middleware(NormalizePath)
-    return app
+    host = SessionHost(app, db, settings.storage_dir, app.state.auth)
+    app.state.sessions = host
+    return host
