@@ -247,16 +247,26 @@ def serve(
     home: Annotated[Path | None, typer.Option(help="Fovea's folder (default: $FOVEA_HOME or ~/.fovea).")] = None,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on.")] = 8000,
+    demo: Annotated[
+        bool, typer.Option(help="Build the demo zoo if missing and offer it as the public catalog.")
+    ] = True,
 ) -> None:
-    """Run the platform: the back-end API on an embedded SQLite database (PostgreSQL via FOVEA_DATABASE_URL)."""
+    """Run the platform: the back-end API and deployed sessions, on SQLite in FOVEA_HOME by default
+    (PostgreSQL via FOVEA_DATABASE_URL)."""
     import uvicorn
 
-    from fovea.platform.bootstrap import bootstrap
+    from fovea.platform.bootstrap import bootstrap, seed_demo
     from fovea.platform.config import PlatformSettings
     from fovea.server.backend.app import create_backend_app
 
     settings = PlatformSettings(**({"home": home} if home else {}))
     db, generated = bootstrap(settings)
+    if demo:
+        from fovea.zoo import build_zoo
+
+        zoo = settings.home / "zoo"
+        build_zoo(zoo, progress=lambda message: err.print(message, highlight=False))
+        seed_demo(settings, db, zoo)
     if generated:
         err.print(f"created user {settings.admin_username!r} with password: {generated}  (shown once)", highlight=False)
     err.print(f"Fovea back-end on http://{host}:{port}/backend/ (home {settings.home})", highlight=False)

@@ -58,3 +58,12 @@ def bootstrap(settings: PlatformSettings) -> tuple[Database, str | None]:
                 )
             )
     return db, generated
+
+
+def seed_demo(settings: PlatformSettings, db: Database, zoo: Path) -> None:
+    """Offer the demo zoo's models, weights and Digits dataset as the public catalog."""
+    from fovea.platform.demo_catalog import seed_demo_catalog
+
+    with db.transaction() as session:
+        admin = session.scalar(select(User).where(User.username == settings.admin_username))
+        seed_demo_catalog(session, admin, zoo, settings.storage_dir)
