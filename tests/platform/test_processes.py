@@ -109,3 +109,29 @@ def test_launch_errors(backend, digits_setup):
     assert backend.get("/backend/status?process_id=not-a-uuid", headers=headers).status_code == 400
     missing = backend.get(f"/backend/status?process_id={uuid.uuid4()}", headers=headers)
     assert missing.status_code == 404 and missing.json() == {"result": "error", "error": "Process not found"}
+
+
+def test_a_killed_worker_fails_its_process_and_the_next_one_runs(backend, digits_setup):
+    import os
+    import signal
+
+    headers, ids = digits_setup
+    executor = backend.app.app.state.executor  # the TestClient's app is the SessionHost around FastAPI
+    launched = backend.post(
+        "/backend/inference", json={**ids, "properties": [{"name": "Batch size", "value": "1"}]}, headers=headers
+    )
+    process_id = launched.json()["process_id"]
+    deadline = time.monotonic() + 60
+    while (
+        backend.get(f"/backend/status?process_id={process_id}", headers=headers).json()[0]["status"]["process_status"]
+        != "running"
+    ):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    for pid in list(executor.pool._processes):  # kill the worker mid-process
+        os.kill(pid, signal.SIGKILL)
+    status = wait(backend, headers, process_id)
+    assert status["result"] == "error" and status["status"]["process_status"] == "failed"
+    assert status["status"]["process_data"] == "Error - the worker running it died"
+    again = backend.post("/backend/inference", json=ids, headers=headers).json()["process_id"]
+    assert wait(backend, headers, again)["status"]["process_status"] == "finished"

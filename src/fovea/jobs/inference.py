@@ -43,6 +43,19 @@ def run_inference(process_id: str, db_url: str, storage: str) -> None:
         db.dispose()
 
 
+def mark_failed(db_url: str, process_id: str, reason: str) -> None:
+    """Fail a process from outside its job (its worker died); a process that already ended is left alone."""
+    db = Database(db_url)
+    try:
+        with db.transaction() as session:
+            process = session.get(Process, process_id)
+            if process is not None and process.state in ("pending", "running"):
+                session.add(ProgressLine(process_id=process_id, line=f"Error - {reason}"))
+                process.state, process.updated = "failed", _now()
+    finally:
+        db.dispose()
+
+
 def _line(db: Database, process_id: str, line: str, *, state: str | None = None) -> None:
     with db.transaction() as session:
         process = session.get(Process, process_id)

@@ -3,20 +3,43 @@
 from __future__ import annotations
 
 import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
-from fovea.jobs.inference import run_inference
+from fovea.jobs.inference import mark_failed, run_inference
 
 
 class LocalExecutor:
-    """Runs process jobs FIFO in `workers` spawned processes (spawn: no forked ONNX Runtime or DB state)."""
+    """Runs process jobs FIFO in `workers` spawned processes (spawn: no forked ONNX Runtime or DB state).
+
+    A worker that dies (killed, out of memory) fails its process with a reason and the pool is rebuilt,
+    so later processes still run.
+    """
 
     def __init__(self, workers: int = 1) -> None:
-        self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+        self.workers = workers
+        self.pool = self._new_pool()
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"))
 
     def submit_inference(self, process_id: str, db_url: str, storage: Path) -> None:
-        self.pool.submit(run_inference, process_id, db_url, str(storage))
+        try:
+            future = self.pool.submit(run_inference, process_id, db_url, str(storage))
+        except BrokenProcessPool:
+            self.pool = self._new_pool()
+            future = self.pool.submit(run_inference, process_id, db_url, str(storage))
+
+        def done(result: Future) -> None:
+            error = result.exception()
+            if isinstance(error, BrokenProcessPool):
+                mark_failed(db_url, process_id, "the worker running it died")
+                self.pool = self._new_pool()
+            elif error is not None:
+                mark_failed(db_url, process_id, f"{type(error).__name__}: {error}")
+
+        future.add_done_callback(done)
 
     def shutdown(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
