@@ -273,6 +273,21 @@ def serve(
     uvicorn.run(create_backend_app(settings, db), host=host, port=port, log_level="warning", access_log=False)
 
 
+@app.command()
+@friendly_errors
+def worker(
+    concurrency: Annotated[int, typer.Option(min=1, help="Jobs this worker runs at once.")] = 1,
+    broker: Annotated[str | None, typer.Option(help="Broker URL (default: FOVEA_BROKER_URL or local Redis).")] = None,
+) -> None:
+    """Run a Celery worker for processes (set FOVEA_EXECUTOR=celery on the server); it needs the same
+    database and storage folder as the server."""
+    from fovea.jobs.celery_app import app as celery_app
+
+    if broker:
+        celery_app.conf.broker_url = broker
+    celery_app.worker_main(["worker", "--loglevel=INFO", f"--concurrency={concurrency}", "--pool=prefork"])
+
+
 db_app = typer.Typer(help="The platform database.")
 app.add_typer(db_app, name="db")
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import os
+import stat
 import uuid
+import zipfile
 
 import psycopg
 import pytest
@@ -59,3 +62,23 @@ def register(client, username, password="a-long-passphrase-9"):
     )
     assert response.status_code == 201, response.text
     return bearer(login(client, username, password))
+
+
+def zip_of(files: dict[str, bytes], *, symlink: str | None = None) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+        if symlink:
+            info = zipfile.ZipInfo(symlink)
+            info.external_attr = (stat.S_IFLNK | 0o777) << 16
+            archive.writestr(info, "/etc/passwd")
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def digits_zip(zoo_dir):
+    """The zoo's Digits dataset (1797 PNGs + YAML) inside one top-level folder, as users zip it."""
+    root = zoo_dir / "digits"
+    files = {f"digits/{p.relative_to(root)}": p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    return zip_of(files)

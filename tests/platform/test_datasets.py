@@ -1,34 +1,11 @@
 """Dataset upload (zip of a DeepHealth YAML and its images), validation, safety, listing and deletion."""
 
-import io
-import stat
-import zipfile
 
 import pytest
 
 from fovea.errors import InputError, LimitExceeded
 from fovea.platform.archives import ArchiveLimits, extract_zip
-from tests.platform.conftest import bearer, login, register
-
-
-def zip_of(files: dict[str, bytes], *, symlink: str | None = None) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, data in files.items():
-            archive.writestr(name, data)
-        if symlink:
-            info = zipfile.ZipInfo(symlink)
-            info.external_attr = (stat.S_IFLNK | 0o777) << 16
-            archive.writestr(info, "/etc/passwd")
-    return buffer.getvalue()
-
-
-@pytest.fixture(scope="module")
-def digits_zip(zoo_dir):
-    """The zoo's Digits dataset (1797 PNGs + YAML) inside one top-level folder, as users zip it."""
-    root = zoo_dir / "digits"
-    files = {f"digits/{p.relative_to(root)}": p.read_bytes() for p in root.rglob("*") if p.is_file()}
-    return zip_of(files)
+from tests.platform.conftest import bearer, login, register, zip_of
 
 
 def upload(client, headers, archive, **fields):

@@ -7,7 +7,6 @@ import uuid
 import pytest
 
 from tests.platform.conftest import bearer, login
-from tests.platform.test_datasets import digits_zip  # noqa: F401 - a fixture
 from tests.platform.test_datasets import upload as upload_dataset
 
 
@@ -22,7 +21,7 @@ def wait(client, headers, process_id, timeout=120):
 
 
 @pytest.fixture
-def digits_setup(backend, digits_zip, zoo_dir):  # noqa: F811 - the fixture above
+def digits_setup(backend, digits_zip, zoo_dir):
     headers = bearer(login(backend))
     dataset_id = upload_dataset(backend, headers, digits_zip).json()["id"]
     model_id = backend.post("/backend/models", json={"name": "LeNet", "task_id": 1}, headers=headers).json()["id"]

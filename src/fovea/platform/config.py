@@ -24,6 +24,8 @@ class PlatformSettings(BaseSettings):
     access_token_ttl_s: int = 36_000
     refresh_token_ttl_s: int = 30 * 24 * 3600
     workers: int = Field(1, ge=1, description="Worker processes of the local executor.")
+    executor: str = Field("local", pattern="^(local|celery)$", description="Where processes run: local or celery.")
+    broker_url: str = Field("redis://127.0.0.1:6379/0", description="Celery broker (Redis or RabbitMQ).")
     allow_url_hosts: list[str] = Field(
         default_factory=list, description="Private hosts or networks image URLs may point at (URL guard allowlist)."
     )

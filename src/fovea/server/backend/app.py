@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from starlette.types import ASGIApp
@@ -27,12 +28,21 @@ from fovea.server.paths import NormalizePath
 from fovea.server.uploads import BodyLimit
 
 
+def make_executor(settings: PlatformSettings) -> Any:
+    """The local process pool by default; Celery workers (`fovea worker`) when FOVEA_EXECUTOR=celery."""
+    if settings.executor == "celery":
+        from fovea.jobs.celery_app import CeleryExecutor
+
+        return CeleryExecutor(settings.broker_url)
+    return LocalExecutor(workers=settings.workers)
+
+
 def create_backend_app(settings: PlatformSettings, db: Database) -> ASGIApp:
     """The platform as one ASGI app; `/net/<token>/...` is answered by that session's own app."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.executor = LocalExecutor(workers=settings.workers)
+        app.state.executor = make_executor(settings)
         try:
             yield
         finally:
