@@ -8,6 +8,7 @@ import traceback
 from datetime import UTC, datetime
 from pathlib import Path
 
+from fovea.core.engines.onnxruntime import default_threads
 from fovea.core.formats import to_canonical, to_deephealth_value
 from fovea.core.predictions import Task
 from fovea.paths import atomic_path
@@ -95,7 +96,7 @@ def _run(db: Database, process_id: str, storage: Path) -> None:
         settings = json.loads(process.settings)
         image_name = process.image_name
         segmentation = dataset.task_id == 2
-    model = fovea.load(weights_file, threads=1)
+    model = fovea.load(weights_file)
     spec = load_dataset_yaml(yaml_path, segmentation=segmentation)
     ids = spec.ids("test")
     batch_size = max(1, int(settings.get("Batch size", 8)))
@@ -105,23 +106,30 @@ def _run(db: Database, process_id: str, storage: Path) -> None:
     rows, canonical = [], []
     out = outputs_dir(storage, process_id)
     out.mkdir(parents=True, exist_ok=True)
-    for b in range(batches):
-        chunk = ids[b * batch_size : (b + 1) * batch_size]
-        paths = [yaml_path.parent / str(_first(spec.samples[i].location)) for i in chunk]
-        predictions = model.predict_batch(paths, batch_size=batch_size, workers=1)
-        for image_id, prediction in zip(chunk, predictions, strict=True):
-            name = image_name or str(_first(spec.samples[image_id].location))
-            prediction.source = name
-            mask_url = None
-            if prediction.task is Task.SEGMENTATION:
-                mask_url = _write_mask(out, image_id, prediction, process_id)
-            rows.append([name, to_deephealth_value(prediction, mask_url)])
-            canonical.append(to_canonical(prediction))
-            if labelled:
-                seen += 1
-                correct += int(prediction.labels[0] == spec.samples[image_id].label)
-        metric = f" - metric={correct / seen:.3f}" if labelled and seen else ""
-        _line(db, process_id, f"Test - batch [{b + 1}/{batches}]{metric}")
+    # Decode and run a window of several batches at once, one pipeline per core (predict_batch), then
+    # report each batch of the window: the progress lines keep the Batch size the user asked for.
+    window = batch_size * default_threads()
+    for start in range(0, len(ids), window):
+        window_ids = ids[start : start + window]
+        paths = [yaml_path.parent / str(_first(spec.samples[i].location)) for i in window_ids]
+        predictions = model.predict_batch(paths, batch_size=batch_size)
+        for offset in range(0, len(window_ids), batch_size):
+            for image_id, prediction in zip(
+                window_ids[offset : offset + batch_size], predictions[offset : offset + batch_size], strict=True
+            ):
+                name = image_name or str(_first(spec.samples[image_id].location))
+                prediction.source = name
+                mask_url = None
+                if prediction.task is Task.SEGMENTATION:
+                    mask_url = _write_mask(out, image_id, prediction, process_id)
+                rows.append([name, to_deephealth_value(prediction, mask_url)])
+                canonical.append(to_canonical(prediction))
+                if labelled:
+                    seen += 1
+                    correct += int(prediction.labels[0] == spec.samples[image_id].label)
+            done = (start + offset) // batch_size + 1
+            metric = f" - metric={correct / seen:.3f}" if labelled and seen else ""
+            _line(db, process_id, f"Test - batch [{done}/{batches}]{metric}")
     with atomic_path(out / "outputs.json") as tmp:
         tmp.write_text(json.dumps({"outputs": rows, "predictions": canonical, "classes": list(model.card.class_names)}))
     _finish(db, process_id, "finished")
