@@ -94,6 +94,8 @@ def test_inference_with_our_data(platform_url, image_server):
     # Choose a dataset for the same task
     [digits] = [d for d in client.get("datasets", params={"task_id": 1}).json() if d["name"] == "Digits"]
     assert [p["name"] for p in client.get("properties").json()][6] == "Input width"
+    sizes = client.get("allowedProperties", params={"model_id": models["LeNet"], "property_id": 7}).json()
+    assert [row["default_value"] for row in sizes] == ["8"]
     # Inference on a sample image, by URL (an allowlisted loopback server)
     body = {
         "modelweights_id": weights[0]["id"],

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from fovea.core.card import load_card
 from fovea.paths import atomic_path
-from fovea.platform.models import OWN, ArchModel, Dataset, DatasetMember, User, Weights, WeightsMember
+from fovea.platform.models import OWN, AllowedProperty, ArchModel, Dataset, DatasetMember, User, Weights, WeightsMember
 from fovea.platform.weights import file_path
 
 DEMO = [
@@ -46,6 +46,7 @@ def seed_demo_catalog(db: Session, admin: User, zoo: Path, storage: Path) -> Non
             model = ArchModel(name=family, name_key=family.lower(), task_id=1)
             db.add(model)
             db.flush()
+        _input_size_rows(db, model, card.input.size[-2:])
         if db.scalar(select(Weights).where(Weights.name == weights_name, Weights.model_id == model.id)):
             continue
         weights = Weights(
@@ -83,3 +84,15 @@ def _seed_digits(db: Session, admin: User, source: Path, storage: Path) -> Datas
     db.add(dataset)
     db.flush()
     return dataset
+
+
+def _input_size_rows(db: Session, model: ArchModel, size: tuple[int, ...]) -> None:
+    """Input height (property 6) and Input width (7) default to the weights' input size."""
+    for property_id, value in ((6, size[0]), (7, size[1])):
+        exists = select(AllowedProperty).where(
+            AllowedProperty.model_id == model.id,
+            AllowedProperty.property_id == property_id,
+            AllowedProperty.dataset_id.is_(None),
+        )
+        if db.scalar(exists) is None:
+            db.add(AllowedProperty(property_id=property_id, model_id=model.id, default_value=str(value)))

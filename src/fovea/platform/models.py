@@ -193,3 +193,16 @@ class DeployedSession(Base):
     name: Mapped[str] = mapped_column(String(200))
     settings: Mapped[str] = mapped_column(Text, default="{}")
     created: Mapped[datetime] = mapped_column(DateTime)
+
+
+class AllowedProperty(Base):
+    """A model's (and optionally a dataset's) default and allowed values for a property."""
+
+    __tablename__ = "allowed_properties"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    property_id: Mapped[int] = mapped_column(ForeignKey("properties.id"))
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"), index=True)
+    dataset_id: Mapped[int | None] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"), nullable=True)
+    allowed_value: Mapped[str | None] = mapped_column(String(1000), nullable=True)
+    default_value: Mapped[str | None] = mapped_column(String(1000), nullable=True)
