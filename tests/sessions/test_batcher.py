@@ -1,6 +1,7 @@
 """Dynamic batching: concurrent requests share engine runs and get the same answers as alone."""
 
 import asyncio
+import threading
 import time
 
 import numpy as np
@@ -9,8 +10,11 @@ import pytest
 import fovea
 from fovea.core.card import ModelCard
 from fovea.errors import InputError
-from fovea.sessions.batcher import Closed, DynamicBatcher, Overloaded
+from fovea.sessions import batcher as batcher_module
+from fovea.sessions.batcher import QUEUE_WAIT_BOUNDS, BatchMismatch, Closed, DynamicBatcher, Overloaded
 from tests.core.graphs import bright_pixels_segmenter, constant_outputs
+
+TENSOR = np.zeros((1, 3, 32, 32), np.float32)  # what the segmenter's preprocessing produces for one image
 
 
 @pytest.fixture
@@ -31,8 +35,11 @@ def images(n):
 
 
 class CountingEngine:
-    def __init__(self, engine):
-        self.engine, self.calls, self.sizes = engine, 0, []
+    """Wraps an engine: counts runs and their batch sizes, optionally slow or failing on chosen runs."""
+
+    def __init__(self, engine, *, delay=0.01, fail_on=()):
+        self.engine, self.delay, self.fail_on = engine, delay, set(fail_on)
+        self.calls, self.sizes, self.threads = 0, [], set()
 
     def __getattr__(self, name):
         return getattr(self.engine, name)
@@ -40,89 +47,216 @@ class CountingEngine:
     def run(self, feeds, outputs=None):
         self.calls += 1
         self.sizes.append(len(next(iter(feeds.values()))))
-        time.sleep(0.01)  # a network that takes a moment, so requests pile up
+        self.threads.add(threading.current_thread().name)
+        time.sleep(self.delay)  # a network that takes a moment, so requests pile up
+        if self.calls in self.fail_on:
+            raise RuntimeError(f"engine failure in run {self.calls}")
         return self.engine.run(feeds, outputs)
 
 
+async def serving(model, coroutine_factory, **options):
+    batcher = DynamicBatcher(model, **options)
+    await batcher.start()
+    try:
+        return await coroutine_factory(batcher)
+    finally:
+        await batcher.aclose()
+
+
 def test_concurrent_requests_share_runs_and_match_sequential_results(segmenter):
-    expected = [segmenter.predict(image) for image in images(16)]
+    settings = [{"classes": ["bright"]} if k % 2 else None for k in range(16)]  # per-request settings, one batch
+    expected = [segmenter.predict(image, s) for image, s in zip(images(16), settings, strict=True)]
     counting = CountingEngine(segmenter.network)
     segmenter.network = counting
 
-    async def main():
-        batcher = DynamicBatcher(segmenter, max_batch_size=8, max_delay_ms=20)
-        await batcher.start()
-        try:
-            return await asyncio.gather(*(batcher.predict(image) for image in images(16)))
-        finally:
-            await batcher.aclose()
+    async def requests(batcher):
+        results = await asyncio.gather(*(batcher.predict(i, s) for i, s in zip(images(16), settings, strict=True)))
+        return results, batcher.stats
 
-    got = asyncio.run(main())
+    got, stats = asyncio.run(serving(segmenter, requests, max_batch_size=8, max_delay_ms=20))
     assert counting.calls < 16 and max(counting.sizes) <= 8 and sum(counting.sizes) == 16
+    assert counting.threads == {"fovea-batcher"}  # never the event loop
     for prediction, reference in zip(got, expected, strict=True):
+        assert prediction.source == reference.source and prediction.size == reference.size
+        np.testing.assert_array_equal(prediction.labels, reference.labels)
+        np.testing.assert_array_equal(prediction.scores, reference.scores)
         np.testing.assert_array_equal(prediction.masks, reference.masks)
+    assert stats.runs == counting.calls and stats.items == stats.requests == 16 and stats.failures == 0
+    assert sum(size * n for size, n in stats.batch_sizes.items()) == 16
+    assert sum(stats.queue_wait_counts) == 16 and stats.queue_wait_counts[-1] == 0  # none waited "forever"
+    assert len(stats.queue_wait_counts) == len(QUEUE_WAIT_BOUNDS)
 
 
-def test_a_lone_request_waits_no_longer_than_the_delay(segmenter):
-    async def main():
-        batcher = DynamicBatcher(segmenter, max_batch_size=8, max_delay_ms=30)
-        await batcher.start()
-        await batcher.predict(images(1)[0])  # warm-up
+def test_a_lone_request_does_not_wait_for_company(segmenter):
+    async def lone(batcher):
+        await batcher.predict(images(1)[0])  # warm-up (also measures the decoding cost)
         start = time.perf_counter()
         await batcher.predict(images(1)[0])
+        return time.perf_counter() - start
+
+    assert asyncio.run(serving(segmenter, lone, max_delay_ms=500)) < 0.25
+
+
+def test_the_batch_closes_at_max_delay_when_company_is_late(segmenter):
+    counting = CountingEngine(segmenter.network, delay=0)
+    segmenter.network = counting
+    image = images(1)[0]
+
+    def slow_prepare():
+        time.sleep(0.6)  # a caller still decoding a big upload
+        return segmenter.preprocess([image])
+
+    async def two(batcher):
+        async def timed(coroutine):
+            start = time.perf_counter()
+            await coroutine
+            return time.perf_counter() - start
+
+        return await asyncio.gather(timed(batcher.predict(image)), timed(batcher.predict_prepared(slow_prepare)))
+
+    quick, slow = asyncio.run(serving(segmenter, two, max_delay_ms=50))
+    assert quick < 0.05 + 0.3 < slow  # the first run did not wait for the late caller beyond max_delay
+    assert counting.sizes == [1, 1]
+
+
+def test_a_full_queue_answers_overloaded_at_once(segmenter):
+    segmenter.network = CountingEngine(segmenter.network, delay=0.05)
+
+    async def flood(batcher):
+        start = time.perf_counter()
+        tasks = [asyncio.ensure_future(batcher.run(TENSOR)) for _ in range(8)]
+        await asyncio.sleep(0)  # every task runs up to its first await: queued, or refused
+        refused = [t.exception() for t in tasks if t.done()]
         elapsed = time.perf_counter() - start
-        await batcher.aclose()
-        return elapsed
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        return refused, elapsed, results
 
-    assert asyncio.run(main()) < 0.03 + 0.25
+    refused, elapsed, results = asyncio.run(serving(segmenter, flood, max_batch_size=1, max_delay_ms=0, max_queue=2))
+    assert refused and all(isinstance(e, Overloaded) for e in refused) and elapsed < 0.04
+    assert all(e.retry_after >= 1 and e.retry_after == int(e.retry_after) for e in refused)
+    served = [r for r in results if isinstance(r, list)]
+    assert 2 <= len(served) <= 3 and len(served) + len(refused) == 8  # queue of 2, plus the one running
 
 
-def test_full_queue_is_overloaded_and_bad_settings_fail_fast(segmenter):
-    async def main():
-        batcher = DynamicBatcher(segmenter, max_batch_size=1, max_delay_ms=0, max_queue=1)
-        with pytest.raises(Closed):
-            await batcher.run(np.zeros((1, 3, 32, 32), np.float32))
-        await batcher.start()
+def test_bad_settings_fail_before_anything_is_queued(segmenter):
+    prepared = []
+
+    async def bad(batcher):
         with pytest.raises(InputError, match="acceptable keys"):
-            await batcher.predict(images(1)[0], {"nope": 1})
-        segmenter.network = CountingEngine(segmenter.network)  # slow runs, so the queue fills
-        tensors = [np.zeros((1, 3, 32, 32), np.float32)] * 6
-        results = await asyncio.gather(*(batcher.run(t) for t in tensors), return_exceptions=True)
-        await batcher.aclose()
-        return results
+            await batcher.predict_prepared(lambda: prepared.append(1), {"nope": 1})
+        with pytest.raises(InputError, match="between 0 and 1"):
+            await batcher.predict(images(1)[0], {"threshold": 3})
+        return batcher.stats.runs
 
-    results = asyncio.run(main())
-    overloaded = [r for r in results if isinstance(r, Overloaded)]
-    assert overloaded and overloaded[0].retry_after >= 1
-    assert any(isinstance(r, list) for r in results)
+    assert asyncio.run(serving(segmenter, bad)) == 0 and prepared == []
 
 
-def test_a_failing_run_fails_only_its_batch(tmp_path):
+def test_a_failing_run_fails_only_its_batch(segmenter):
+    counting = CountingEngine(segmenter.network, delay=0.02, fail_on={1})
+    segmenter.network = counting
+
+    async def requests(batcher):
+        return await asyncio.gather(*(batcher.predict(i) for i in images(12)), return_exceptions=True)
+
+    results = asyncio.run(serving(segmenter, requests, max_batch_size=4, max_delay_ms=20))
+    failed = [r for r in results if isinstance(r, Exception)]
+    assert len(failed) == counting.sizes[0] and counting.calls >= 3
+    assert all(isinstance(e, RuntimeError) and "run 1" in str(e) for e in failed)
+    assert all(r.masks is not None for r in results if not isinstance(r, Exception))
+
+
+def test_a_tensor_of_another_shape_runs_alone(segmenter):
+    counting = CountingEngine(segmenter.network, delay=0.02)
+    segmenter.network = counting
+
+    async def mixed(batcher):
+        first = asyncio.ensure_future(batcher.run(TENSOR))  # occupies the worker while the rest queue up
+        await asyncio.sleep(0.005)
+        odd = np.zeros((1, 3, 16, 16), np.float32)  # ONNX Runtime refuses this size
+        rest = [batcher.run(TENSOR), batcher.run(odd), batcher.run(TENSOR)]
+        return await asyncio.gather(first, *rest, return_exceptions=True)
+
+    results = asyncio.run(serving(segmenter, mixed, max_batch_size=8, max_delay_ms=0))
+    assert [isinstance(r, Exception) for r in results] == [False, False, True, False]
+    assert [r[0].shape for r in results if isinstance(r, list)] == [(1, 2, 32, 32)] * 3
+
+
+def test_outputs_without_a_batch_axis_fail_the_batch_clearly(segmenter):
+    class FirstRowOnly(CountingEngine):
+        def run(self, feeds, outputs=None):
+            return {k: v[:1] for k, v in super().run(feeds, outputs).items()}
+
+    segmenter.network = FirstRowOnly(segmenter.network)
+
+    async def requests(batcher):
+        return await asyncio.gather(*(batcher.predict(i) for i in images(4)), return_exceptions=True)
+
+    results = asyncio.run(serving(segmenter, requests, max_batch_size=4, max_delay_ms=50))
+    assert all(isinstance(r, BatchMismatch) and "for a batch of 4" in str(r) for r in results)
+
+
+def test_a_fixed_batch_graph_is_never_batched_beyond_its_size(tmp_path):
     card = ModelCard(task="classification", classes=["a", "b"], input={"size": (8, 8)}, decoder={"kind": "softmax"})
-    model = fovea.load(constant_outputs(tmp_path / "c.onnx", card, {"logits": np.array([[0.0, 1.0]], np.float32)}))
+    logits = {"logits": np.array([[0.0, 1.0]], np.float32)}
+    model = fovea.load(constant_outputs(tmp_path / "c.onnx", card, logits, input_shape=[1, 3, 8, 8]))
+    counting = CountingEngine(model.network, delay=0.005)
+    model.network = counting
+    image = fovea.Image(np.zeros((8, 8, 3), np.uint8))
 
-    async def main():
-        batcher = DynamicBatcher(model, max_batch_size=4, max_delay_ms=0)
-        await batcher.start()
-        bad = batcher.run(np.zeros((1, 3, 9, 9), np.float32))  # wrong size: ONNX Runtime refuses it
-        with pytest.raises(Exception, match=r"(?i)dimension|shape|invalid"):
-            await bad
-        good = await batcher.run(np.zeros((1, 3, 8, 8), np.float32))
-        await batcher.aclose()
-        return good
+    async def requests(batcher):
+        assert batcher.max_batch_size == 1
+        return await asyncio.gather(*(batcher.predict(image, {"top_k": 1}) for _ in range(6)))
 
-    assert asyncio.run(main())[0].shape == (1, 2)
+    results = asyncio.run(serving(model, requests, max_batch_size=8, max_delay_ms=20))
+    assert counting.sizes == [1] * 6 and [r.names for r in results] == [["b"]] * 6
 
 
-def test_close_fails_what_is_still_queued(segmenter):
+def test_decoding_runs_on_the_loop_when_cheap_and_in_a_thread_when_not(segmenter, monkeypatch):
+    where = []
+    postprocess = segmenter.postprocess
+
+    def recording(out, settings=None):
+        where.append(threading.current_thread() is threading.main_thread())
+        if slow:
+            time.sleep(0.01)
+        return postprocess(out, settings)
+
+    monkeypatch.setattr(segmenter, "postprocess", recording)
+    monkeypatch.setattr(batcher_module, "INLINE_POSTPROCESS_S", 0.005)
+
+    async def sequential(batcher):
+        for image in images(4):
+            await batcher.predict(image)
+
+    slow = False
+    asyncio.run(serving(segmenter, sequential))
+    assert where == [False, True, True, True]  # measured once in a thread, then inline on the loop
+    slow, where[:] = True, []
+    asyncio.run(serving(segmenter, sequential))
+    assert where == [False, False, False, False]
+
+
+def test_close_fails_what_is_still_queued_and_refuses_new_work(segmenter):
+    segmenter.network = CountingEngine(segmenter.network, delay=0.02)
+
     async def main():
         batcher = DynamicBatcher(segmenter, max_batch_size=1, max_delay_ms=0)
+        with pytest.raises(Closed):
+            await batcher.run(TENSOR)  # not started yet
         await batcher.start()
-        segmenter.network = CountingEngine(segmenter.network)
-        pending = [asyncio.ensure_future(batcher.run(np.zeros((1, 3, 32, 32), np.float32))) for _ in range(20)]
-        await asyncio.sleep(0.02)
+        pending = [asyncio.ensure_future(batcher.run(TENSOR)) for _ in range(20)]
+        await asyncio.sleep(0.03)
         await batcher.aclose()
-        return await asyncio.gather(*pending, return_exceptions=True)
+        results = await asyncio.gather(*pending, return_exceptions=True)
+        with pytest.raises(Closed):
+            await batcher.predict(images(1)[0])
+        assert not batcher.running
+        await batcher.start()  # a closed batcher can start again
+        again = await batcher.predict(images(1)[0])
+        await batcher.aclose()
+        return results, again
 
-    results = asyncio.run(main())
-    assert any(isinstance(r, Closed) for r in results) and any(isinstance(r, list) for r in results)
+    results, again = asyncio.run(main())
+    closed = [r for r in results if isinstance(r, Closed)]
+    assert closed and all("shutting down" in str(r) for r in closed)
+    assert 1 <= sum(isinstance(r, list) for r in results) < 20 and again.masks is not None
