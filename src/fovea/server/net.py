@@ -109,7 +109,7 @@ class SessionHost:
     def forget(self, record_id: int) -> None:
         loaded = self.loaded.pop(record_id, None)
         if loaded is not None:
-            asyncio.get_event_loop().create_task(loaded.session.aclose())
+            asyncio.get_running_loop().create_task(loaded.session.aclose())
 
     async def aclose(self) -> None:
         for loaded in self.loaded.values():

@@ -19,6 +19,7 @@ from fovea.server.backend import (
     catalog_routes,
     dataset_routes,
     process_routes,
+    property_routes,
     session_routes,
     weights_routes,
 )
@@ -59,6 +60,7 @@ def create_backend_app(settings: PlatformSettings, db: Database) -> ASGIApp:
     backend.include_router(auth_routes.router)
     backend.include_router(catalog_routes.router)
     backend.include_router(weights_routes.router)
+    backend.include_router(property_routes.router)
     backend.include_router(dataset_routes.router)
     backend.include_router(process_routes.router)
     backend.include_router(session_routes.router)

@@ -1,4 +1,4 @@
-"""`weights`, `weightsDownload` and `properties`."""
+"""`weights` and `weightsDownload`."""
 
 from __future__ import annotations
 
@@ -9,22 +9,12 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse
 from starlette.datastructures import UploadFile
 
-from fovea.platform import allowed_properties, properties, weights
+from fovea.platform import weights
 from fovea.platform.datasets import get_dataset
 from fovea.platform.errors import InputError
 from fovea.server.backend.deps import DB, BackendRoute, CurrentUser, database, json_body, settings
 
 router = APIRouter(route_class=BackendRoute)
-
-
-@router.get("/properties")
-async def list_properties(user: CurrentUser, db: DB, name: str | None = None) -> list[dict[str, Any]]:
-    return [properties.property_json(p) for p in properties.list_properties(db, name)]
-
-
-@router.get("/properties/{property_id}")
-async def get_property(property_id: int, user: CurrentUser, db: DB) -> dict[str, Any]:
-    return properties.property_json(properties.get_property(db, property_id))
 
 
 @router.get("/weights")
@@ -119,30 +109,3 @@ async def download(request: Request, user: CurrentUser, db: DB, modelweights_id:
         raise InputError("Missing required parameter `modelweights_id`")
     path, name = weights.download(db, user, modelweights_id, settings(request).storage_dir)
     return FileResponse(path, media_type="application/octet-stream", filename=name)
-
-
-@router.get("/allowedProperties")
-async def list_allowed(
-    user: CurrentUser,
-    db: DB,
-    model_id: int | None = None,
-    property_id: int | None = None,
-    dataset_id: int | None = None,
-) -> list[dict[str, Any]]:
-    if model_id is None:
-        raise InputError("Missing required parameter `model_id`")
-    if dataset_id is not None:
-        get_dataset(db, user, dataset_id)
-    return [allowed_properties.row_json(r) for r in allowed_properties.list_rows(db, model_id, property_id, dataset_id)]
-
-
-@router.post("/allowedProperties", status_code=201)
-async def create_allowed(request: Request, user: CurrentUser, db: DB) -> dict[str, Any]:
-    return allowed_properties.row_json(allowed_properties.save(db, user, await json_body(request)))
-
-
-@router.put("/allowedProperties/{row_id}")
-@router.patch("/allowedProperties/{row_id}")
-async def update_allowed(row_id: int, request: Request, user: CurrentUser, db: DB) -> dict[str, Any]:
-    row = allowed_properties.get_row(db, row_id)
-    return allowed_properties.row_json(allowed_properties.save(db, user, await json_body(request), row))
