@@ -14,8 +14,8 @@ from fovea.core.io import sniff
 from fovea.datasets import DatasetSpec, load_dataset_yaml
 from fovea.platform.archives import extract_zip, find_dataset_yaml
 from fovea.platform.errors import Forbidden, InputError, NotFound
-from fovea.platform.models import OWN, Dataset, DatasetMember, Task, User
-from fovea.platform.sharing import parse_members
+from fovea.platform.models import OWN, Dataset, DatasetMember, Process, Task, User
+from fovea.platform.sharing import check_not_in_use, parse_members
 
 CTYPES = ("NONE", "GRAY", "RGB", "RGBA", "BGR", "HSV", "YCBCR")
 SEGMENTATION, DETECTION, MULTILABEL, REGRESSION = 2, 3, 4, 5
@@ -144,6 +144,7 @@ def _file_problem(root: Path, location: str, where: str) -> list[str]:
 
 def delete_dataset(db: Session, user: User, dataset_id: int, storage: Path) -> Path:
     d = get_dataset(db, user, dataset_id, need=OWN)
+    check_not_in_use(db, Process.dataset_id, d.id, "dataset")
     folder = storage.joinpath(*Path(d.path).parts[:2])  # datasets/<uuid>: everything stored for it
     db.delete(d)
     return folder

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fovea.errors import FoveaError, InputError
 
-__all__ = ["Forbidden", "InputError", "NotFound", "OAuthError", "Unauthenticated"]
+__all__ = ["Conflict", "Forbidden", "InputError", "NotFound", "OAuthError", "Unauthenticated"]
 
 
 class NotFound(FoveaError):
@@ -13,6 +13,10 @@ class NotFound(FoveaError):
 
 class Forbidden(FoveaError):
     """The caller sees the object but lacks the level the action needs (403)."""
+
+
+class Conflict(FoveaError):
+    """The object is in use (e.g. by a pending or running process) and cannot be deleted now (409)."""
 
 
 class Unauthenticated(FoveaError):

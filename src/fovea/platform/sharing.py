@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from fovea.platform.errors import InputError
+from fovea.platform.errors import Conflict, InputError
 from fovea.platform.models import OWN, VIEW, User
 
 
@@ -37,3 +37,12 @@ def parse_members(db: Session, users: Any, creator: User | None) -> list[tuple[i
     if not any(permission == OWN for _, permission in rows):
         raise InputError("users must contain at least one OWN")
     return rows
+
+
+def check_not_in_use(db: Session, column: Any, object_id: int, what: str) -> None:
+    """409 while a pending or running process uses the object (`column` is Process.weights_id or .dataset_id)."""
+    from fovea.platform.models import Process
+
+    busy = db.scalar(select(Process.id).where(column == object_id, Process.state.in_(("pending", "running"))).limit(1))
+    if busy is not None:
+        raise Conflict(f"{what} {object_id} is used by process {busy}; stop it or wait for it to end")

@@ -11,9 +11,9 @@ from sqlalchemy.orm import Session
 from fovea.paths import atomic_path
 from fovea.platform.datasets import get_dataset
 from fovea.platform.errors import Forbidden, InputError, NotFound
-from fovea.platform.models import OWN, ArchModel, Dataset, User, Weights, WeightsMember
+from fovea.platform.models import OWN, ArchModel, Dataset, Process, User, Weights, WeightsMember
 from fovea.platform.onnx_check import validate_onnx
-from fovea.platform.sharing import parse_members
+from fovea.platform.sharing import check_not_in_use, parse_members
 
 WRITABLE = ("name", "public", "users", "dataset_id", "layer_to_remove", "classes")
 
@@ -164,6 +164,7 @@ def update_weights(
 def delete_weights(db: Session, user: User, weights_id: int, storage: Path) -> Path:
     """Delete the row; returns the file to remove once the transaction commits."""
     w = get_weights(db, user, weights_id, need=OWN)
+    check_not_in_use(db, Process.weights_id, w.id, "weights")
     db.delete(w)
     return file_path(storage, weights_id)
 

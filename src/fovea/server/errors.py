@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 
 from fovea.errors import CardError, InputError, LimitExceeded
-from fovea.platform.errors import Forbidden, NotFound, Unauthenticated
+from fovea.platform.errors import Conflict, Forbidden, NotFound, Unauthenticated
 from fovea.sessions.batcher import Closed, Overloaded
 
 log = logging.getLogger("fovea.server")
@@ -51,6 +51,8 @@ def classify(exc: Exception) -> tuple[int, str, Any, dict[str, str]]:
         return 404, str(exc), None, {}
     if isinstance(exc, Forbidden):
         return 403, str(exc), None, {}
+    if isinstance(exc, Conflict):
+        return 409, str(exc), None, {}
     if isinstance(exc, Unauthenticated):
         return 401, str(exc), None, {"WWW-Authenticate": "Bearer"}
     if isinstance(exc, LookupError):
