@@ -1,6 +1,5 @@
 """Dataset upload (zip of a DeepHealth YAML and its images), validation, safety, listing and deletion."""
 
-
 import pytest
 
 from fovea.errors import InputError, LimitExceeded

@@ -120,3 +120,72 @@ def test_properties(backend):
     assert [r["id"] for r in backend.get("/backend/properties?name=input_WIDTH", headers=headers).json()] == [7]
     assert backend.get("/backend/properties/7", headers=headers).json()["name"] == "Input width"
     assert backend.get("/backend/properties/99", headers=headers).status_code == 404
+
+
+def test_register_by_url_downloads_validates_and_activates(backend, onnx_bytes):
+    import http.server
+    import threading
+    import time
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = onnx_bytes if self.path == "/m.onnx" else b"not onnx"
+            self.send_response(200 if self.path != "/missing" else 404)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    headers = bearer(login(backend))
+    model_id = make_model(backend, headers)
+
+    def register_url(path):
+        response = backend.post(
+            "/backend/weights", json={"name": "remote", "model_id": model_id, "onnx_url": base + path}, headers=headers
+        )
+        assert response.status_code == 201, response.text
+        return response.json()
+
+    def final_status(process_id):
+        for _ in range(300):
+            status = backend.get(f"/backend/weightsStatus?process_id={process_id}", headers=headers).json()
+            if status["result"] in ("finished", "failed"):
+                return status
+            time.sleep(0.1)
+        raise AssertionError("download did not end")
+
+    try:
+        refused = register_url("/m.onnx")  # loopback is not allowlisted by default
+        assert final_status(refused["process_id"])["error"].startswith(
+            "download failed: URL host 127.0.0.1 is a loopback"
+        )
+        assert backend.get(f"/backend/weights/{refused['weight_id']}", headers=headers).status_code == 404
+        backend.settings.allow_url_hosts = ["127.0.0.1"]
+        good = register_url("/m.onnx")
+        assert backend.get(f"/backend/weights/{good['weight_id']}", headers=headers).json()["is_active"] in (
+            False,
+            True,
+        )
+        assert final_status(good["process_id"]) == {"process_type": "Model Weight downloading", "result": "finished"}
+        item = backend.get(f"/backend/weights/{good['weight_id']}", headers=headers).json()
+        assert (
+            item["is_active"] is True and item["classes"] == "cat,dog,bird" and item["process_id"] == good["process_id"]
+        )
+        bad = register_url("/garbage.onnx")
+        assert final_status(bad["process_id"])["error"].startswith("ONNX file is malformed")
+        missing = register_url("/missing")
+        assert "HTTP 404" in final_status(missing["process_id"])["error"]
+        assert (
+            backend.get(
+                f"/backend/weightsStatus?process_id={good['process_id']}", headers=register(backend, "x")
+            ).status_code
+            == 404
+        )
+    finally:
+        backend.settings.allow_url_hosts = []
+        server.shutdown()

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from celery import Celery
 
+from fovea.jobs.download import run_download
 from fovea.jobs.inference import mark_failed, run_inference
 
 app = Celery("fovea", broker=os.environ.get("FOVEA_BROKER_URL", "redis://127.0.0.1:6379/0"))
@@ -22,6 +23,11 @@ def inference_task(process_id: str, db_url: str, storage: str) -> None:
     run_inference(process_id, db_url, storage)
 
 
+@app.task(name="fovea.download")
+def download_task(download_id: str, db_url: str, storage: str, allow_hosts: list[str]) -> None:
+    run_download(download_id, db_url, storage, allow_hosts)
+
+
 class CeleryExecutor:
     def __init__(self, broker_url: str | None = None) -> None:
         if broker_url:
@@ -32,6 +38,9 @@ class CeleryExecutor:
             inference_task.apply_async((process_id, db_url, str(storage)), task_id=process_id)
         except Exception as exc:  # broker unreachable: say so in the process, not with a 500 later
             mark_failed(db_url, process_id, f"the job queue is unreachable ({type(exc).__name__})")
+
+    def submit_download(self, download_id: str, db_url: str, storage: Path, allow_hosts: list[str]) -> None:
+        download_task.apply_async((download_id, db_url, str(storage), allow_hosts), task_id=download_id)
 
     def shutdown(self) -> None:
         pass

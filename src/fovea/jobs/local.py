@@ -7,6 +7,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
+from fovea.jobs.download import run_download
 from fovea.jobs.inference import mark_failed, run_inference
 
 
@@ -40,6 +41,9 @@ class LocalExecutor:
                 mark_failed(db_url, process_id, f"{type(error).__name__}: {error}")
 
         future.add_done_callback(done)
+
+    def submit_download(self, download_id: str, db_url: str, storage: Path, allow_hosts: list[str]) -> None:
+        self.pool.submit(run_download, download_id, db_url, str(storage), allow_hosts)
 
     def shutdown(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)

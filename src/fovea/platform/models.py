@@ -206,3 +206,17 @@ class AllowedProperty(Base):
     dataset_id: Mapped[int | None] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"), nullable=True)
     allowed_value: Mapped[str | None] = mapped_column(String(1000), nullable=True)
     default_value: Mapped[str | None] = mapped_column(String(1000), nullable=True)
+
+
+class WeightsDownload(Base):
+    """A weights registered by `onnx_url`: fetched and validated by a worker (`weightsStatus`)."""
+
+    __tablename__ = "weights_downloads"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)  # UUID4: the process_id clients poll
+    weights_id: Mapped[int | None] = mapped_column(ForeignKey("weights.id", ondelete="SET NULL"), nullable=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    url: Mapped[str] = mapped_column(String(2000))
+    task_id: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(10), default="pending")
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)

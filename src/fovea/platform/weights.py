@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ from sqlalchemy.orm import Session
 from fovea.paths import atomic_path
 from fovea.platform.datasets import get_dataset
 from fovea.platform.errors import Forbidden, InputError, NotFound
-from fovea.platform.models import OWN, ArchModel, Dataset, Process, User, Weights, WeightsMember
+from fovea.platform.models import OWN, ArchModel, Dataset, Process, User, Weights, WeightsDownload, WeightsMember
 from fovea.platform.onnx_check import validate_onnx
 from fovea.platform.sharing import check_not_in_use, parse_members
 
@@ -91,8 +92,12 @@ def _dataset(db: Session, user: User, dataset_id: Any, task_id: int) -> Dataset 
     return dataset
 
 
-def create_weights(db: Session, user: User, fields: dict[str, Any], data: bytes, storage: Path) -> Weights:
-    """Validate everything, then write the row and the file together (the file only if the row commits)."""
+def create_weights(db: Session, user: User, fields: dict[str, Any], data: bytes | None, storage: Path) -> Weights:
+    """Validate everything, then write the row and the file together (the file only if the row commits).
+
+    Without `data`, the weights come from `fields["onnx_url"]`: they stay inactive, with a download record
+    whose id is the `process_id` a worker fetches, validates and activates them under.
+    """
     name = fields.get("name")
     if not isinstance(name, str) or not 1 <= len(name) <= 200:
         raise InputError("name must be 1-200 characters", {"fields": {"name": ["This field is required."]}})
@@ -103,7 +108,7 @@ def create_weights(db: Session, user: User, fields: dict[str, Any], data: bytes,
     dataset = _dataset(db, user, fields.get("dataset_id"), model.task_id)
     classes = _classes(fields.get("classes"))
     layer = fields.get("layer_to_remove") or None
-    card = validate_onnx(data, model.task_id, classes, layer)
+    card = validate_onnx(data, model.task_id, classes, layer) if data is not None else None
     if classes is None and card is not None and card.classes:
         classes = list(card.class_names)
     if classes is None and dataset is not None and dataset.classes:
@@ -121,6 +126,17 @@ def create_weights(db: Session, user: User, fields: dict[str, Any], data: bytes,
     )
     db.add(w)
     db.flush()
+    if data is None:
+        url = fields.get("onnx_url")
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise InputError("onnx_url must be an http or https URL")
+        download = WeightsDownload(
+            id=str(uuid.uuid4()), weights_id=w.id, user_id=user.id, url=url, task_id=model.task_id
+        )
+        db.add(download)
+        w.is_active, w.process_id = False, download.id
+        db.flush()
+        return w
     with atomic_path(file_path(storage, w.id)) as tmp:
         tmp.write_bytes(data)
     return w
@@ -174,3 +190,18 @@ def download(db: Session, user: User, weights_id: int, storage: Path) -> tuple[P
     if not w.is_active:
         raise NotFound(f"weights {weights_id} not found")
     return file_path(storage, w.id), f"{w.name}.onnx"
+
+
+def download_status(db: Session, user: User, process_id: Any) -> dict[str, Any]:
+    """`weightsStatus`: the uploader's view of a URL registration."""
+    try:
+        key = str(uuid.UUID(str(process_id)))
+    except ValueError:
+        raise InputError(f"{process_id!r} is not a process id (UUID)") from None
+    download = db.get(WeightsDownload, key)
+    if download is None or download.user_id != user.id:
+        raise NotFound("Process stopped before finishing or non existing.")
+    status = {"process_type": "Model Weight downloading", "result": download.state}
+    if download.error:
+        status["error"] = download.error
+    return status

@@ -6,12 +6,12 @@ import json
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, JSONResponse
 from starlette.datastructures import UploadFile
 
 from fovea.platform import weights
 from fovea.platform.datasets import get_dataset
-from fovea.platform.errors import InputError
+from fovea.platform.errors import InputError, NotFound
 from fovea.server.backend.deps import DB, BackendRoute, CurrentUser, database, json_body, settings
 
 router = APIRouter(route_class=BackendRoute)
@@ -39,10 +39,7 @@ async def get_weights(weights_id: int, user: CurrentUser, db: DB) -> dict[str, A
 
 async def _upload_fields(request: Request) -> tuple[dict[str, Any], bytes | None]:
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
-        body = await json_body(request)
-        if "onnx_url" in body and "onnx_data" not in body:
-            raise InputError("registering weights by `onnx_url` is not available yet; upload `onnx_data`")
-        return body, None
+        return await json_body(request), None
     form = await request.form()
     fields: dict[str, Any] = {k: v for k, v in form.items() if isinstance(v, str)}
     for key in ("model_id", "dataset_id"):
@@ -73,12 +70,26 @@ async def create_weights(request: Request, user: CurrentUser) -> dict[str, Any]:
     try:
         with database(request).transaction() as db:  # the file is written inside, removed if the commit fails
             created = weights.create_weights(db, db.merge(user), fields, data, storage)
-            weights_id = created.id
+            weights_id, download_id = created.id, created.process_id
     except Exception:
         if created is not None and created.id is not None:
             weights.file_path(storage, created.id).unlink(missing_ok=True)
         raise
-    return {"result": "ok", "weight_id": weights_id}
+    if download_id is None:
+        return {"result": "ok", "weight_id": weights_id}
+    config = settings(request)
+    request.app.state.executor.submit_download(download_id, database(request).url, storage, config.allow_url_hosts)
+    return {"result": "ok", "weight_id": weights_id, "process_id": download_id}
+
+
+@router.get("/weightsStatus")
+async def weights_status(user: CurrentUser, db: DB, process_id: str | None = None) -> Response:
+    if not process_id:
+        raise InputError("Missing required parameter `process_id`")
+    try:
+        return JSONResponse(weights.download_status(db, user, process_id))
+    except NotFound:
+        return JSONResponse({"result": "Process stopped before finishing or non existing."}, 404)
 
 
 @router.put("/weights/{weights_id}")
