@@ -1,157 +1,200 @@
-"""2-D image decoding: JPEG through libjpeg-turbo (simplejpeg), everything else through Pillow.
+"""2-D image decoding: JPEG with libjpeg-turbo (simplejpeg, which releases the GIL), the rest with Pillow.
 
-Sizes are checked from the header before pixels are allocated, so a decompression bomb costs nothing.
+Every path reads the size from the header and checks it against `Limits` before a pixel is decoded, so a
+decompression bomb costs one header parse. Pillow-decoded arrays may be read-only views: copy before
+drawing on them.
 """
 
 from __future__ import annotations
 
 import io
-import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import simplejpeg
 from PIL import Image as PILImage
-from PIL import ImageSequence, UnidentifiedImageError
+from PIL import ImageSequence, UnidentifiedImageError, features
 
-from fovea.core.io.limits import DEFAULT_LIMITS, Limits
+from fovea.core.io.arrays import image_from_array
+from fovea.core.io.limits import DEFAULT_LIMITS, Limits, check_bytes, check_pixels, label
 from fovea.core.io.media import Image
-from fovea.core.io.sniff import sniff
+from fovea.core.io.sniff import RASTER_KINDS, sniff
 from fovea.errors import InputError, LimitExceeded
 
-# Pillow's own bomb guard stays on as a second line of defence; ours runs first with the caller's limit.
+# Pillow's own bomb guard is a process-wide ceiling behind our per-call check: Pillow refuses outright above
+# twice this, and we refuse anything above it (where Pillow only warns), whatever the caller's limits say.
+# An operator who raises `Limits.max_pixels` past the default must raise this too.
 PILImage.MAX_IMAGE_PIXELS = DEFAULT_LIMITS.max_pixels
-RASTER_KINDS = {"png", "jpeg", "bmp", "gif", "tiff", "webp"}
 
-
-def check_bytes(data: bytes, name: str, limits: Limits) -> None:
-    if not data:
-        raise InputError(f"{name or 'input'} is empty")
-    if len(data) > limits.max_bytes:
-        raise LimitExceeded(f"{name or 'input'} is {len(data)} bytes, over the limit of {limits.max_bytes}")
-
-
-def check_pixels(width: int, height: int, name: str, limits: Limits) -> None:
-    if width <= 0 or height <= 0:
-        raise InputError(f"{name or 'input'} has no pixels ({width}x{height})")
-    if width * height > limits.max_pixels:
-        raise LimitExceeded(
-            f"{name or 'input'} is {width}x{height} pixels, over the limit of {limits.max_pixels} pixels"
-        )
+_PIL_FORMATS = {"png": "PNG", "jpeg": "JPEG", "bmp": "BMP", "gif": "GIF", "tiff": "TIFF", "webp": "WEBP"}
+_KIND_NAMES = {"dicom": "DICOM", "nifti": "NIfTI"}
+# Pillow modes that hold at most 8 bits per channel and convert to RGB as they are; the others
+# (I;16*, I, F) are deeper and go through `image_from_array`'s range scaling instead of being clipped.
+_EIGHT_BIT_MODES = frozenset({"1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr", "LAB", "HSV"})
+# What a hostile or broken file makes Pillow and tifffile raise while parsing.
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError, TypeError)
 
 
 def decode_image(
     data: bytes, *, name: str = "", limits: Limits = DEFAULT_LIMITS, min_size: tuple[int, int] | None = None
 ) -> Image:
-    """Decode an encoded 2-D image (first page or frame) to RGB.
+    """Decode an encoded 2-D image (PNG, JPEG, BMP, GIF, TIFF, WebP; first frame or page) to RGB.
 
-    `min_size=(h, w)` lets a JPEG decode at reduced DCT scale while staying at least that large;
-    `Image.original_size` keeps the file's own size either way.
+    `min_size=(h, w)` lets a JPEG decode at a reduced DCT scale (libjpeg-turbo's eighths: 7/8 down to 1/8),
+    the smallest that stays at least that large; other formats ignore it. `Image.original_size` is the
+    file's own size either way.
     """
     check_bytes(data, name, limits)
-    kind = sniff(data, name)
+    kind = _raster_kind(data, name)
     if kind == "jpeg":
-        return _decode_jpeg(data, name, limits, min_size)
-    if kind not in RASTER_KINDS:
-        raise InputError(f"{name or 'input'}: unsupported or unrecognised image format ({kind})")
-    with _open(data, name, limits) as pil:
-        return Image(_to_rgb_array(pil, name), name=name)
+        return _decode_jpeg(data, name, limits, _min_hw(min_size))
+    if _pillow_cannot(data, kind):
+        return image_from_array(_tifffile_pages(data, name, limits, first_only=True)[0], name)
+    with _open(data, kind, name, limits) as pil:
+        return Image(_rgb(pil, name), name=name)
 
 
 def decode_frames(data: bytes, *, name: str = "", limits: Limits = DEFAULT_LIMITS) -> list[Image]:
-    """Every page of a multi-page TIFF or frame of a GIF (one image for single-frame formats)."""
+    """Every page of a multi-page TIFF or frame of an animated GIF/WebP (one image for single-frame files).
+
+    Frames are named `name#index`. At most `max_frames` frames, each within `max_pixels` and all of them
+    together within `max_voxels`.
+    """
     check_bytes(data, name, limits)
-    if sniff(data, name) not in RASTER_KINDS:
-        raise InputError(f"{name or 'input'}: unsupported or unrecognised image format")
-    frames = []
-    with _open(data, name, limits) as pil:
+    kind = _raster_kind(data, name)
+    if _pillow_cannot(data, kind):
+        pages = _tifffile_pages(data, name, limits, first_only=False)
+        return [image_from_array(page, f"{name}#{i}") for i, page in enumerate(pages)]
+    frames: list[Image] = []
+    total = 0
+    with _open(data, kind, name, limits) as pil:
         for index, frame in enumerate(ImageSequence.Iterator(pil)):
             if index >= limits.max_frames:
-                raise LimitExceeded(f"{name or 'input'} has more than {limits.max_frames} frames")
-            check_pixels(frame.width, frame.height, name, limits)
-            frames.append(Image(_to_rgb_array(frame, name), name=f"{name}#{index}"))
+                raise LimitExceeded(f"{label(name)} has more than {limits.max_frames} frames")
+            check_pixels(frame.width, frame.height, f"{label(name)} frame {index}", limits)
+            total += frame.width * frame.height
+            if total > limits.max_voxels:
+                raise LimitExceeded(f"{label(name)}: its frames hold more than {limits.max_voxels} pixels together")
+            frames.append(Image(_rgb(frame, name), name=f"{name}#{index}"))
     return frames
 
 
-def image_from_array(array: np.ndarray, name: str = "") -> Image:
-    """An RGB uint8 Image from HxW, HxWx1, HxWx3 (RGB) or HxWx4 (RGBA) arrays of any numeric dtype.
-
-    Non-uint8 data (16-bit, float) is scaled to 0..255 over the array's own range; alpha is dropped.
-    """
-    array = np.asarray(array)
-    if array.ndim == 3 and array.shape[2] == 1:
-        array = array[:, :, 0]
-    if array.ndim == 3 and array.shape[2] == 4:
-        array = array[:, :, :3]
-    if not (array.ndim == 2 or (array.ndim == 3 and array.shape[2] == 3)) or array.size == 0:
-        raise InputError(f"{name or 'array'}: expected an HxW, HxWx3 or HxWx4 image, got shape {array.shape}")
-    if array.dtype != np.uint8:
-        array = to_uint8(array)
-    if array.ndim == 2:
-        array = np.repeat(array[:, :, None], 3, axis=2)
-    return Image(np.ascontiguousarray(array), name=name)
+def _raster_kind(data: bytes, name: str) -> str:
+    kind = sniff(data, name)
+    if kind in RASTER_KINDS:
+        if kind == "webp" and not features.check("webp"):
+            raise InputError(f"{label(name)}: WebP is not supported by this Pillow build")
+        return kind
+    if kind == "unknown":
+        raise InputError(f"{label(name)}: unrecognised image format (expected PNG, JPEG, BMP, GIF, TIFF or WebP)")
+    raise InputError(f"{label(name)} is a {_KIND_NAMES.get(kind, kind)} file, not a 2-D raster image")
 
 
-def to_uint8(array: np.ndarray) -> np.ndarray:
-    """Scale any numeric array to 0..255 over its own range (a constant array becomes 0)."""
-    values = array.astype(np.float32)
-    finite = np.isfinite(values)
-    if not finite.all():
-        values = np.where(finite, values, 0)
-    lo, hi = float(values.min()), float(values.max())
-    if hi <= lo:
-        return np.zeros(array.shape, np.uint8)
-    return ((values - lo) * (255.0 / (hi - lo))).round().astype(np.uint8)
+def _min_hw(min_size: tuple[int, int] | None) -> tuple[int, int]:
+    if min_size is None:
+        return 0, 0
+    if len(min_size) != 2 or min(min_size) < 0:
+        raise ValueError(f"min_size is (height, width) >= 0, got {min_size!r}")
+    return int(min_size[0]), int(min_size[1])
 
 
-def _decode_jpeg(data: bytes, name: str, limits: Limits, min_size: tuple[int, int] | None) -> Image:
+def _decode_jpeg(data: bytes, name: str, limits: Limits, min_hw: tuple[int, int]) -> Image:
     try:
-        height, width, _, _ = simplejpeg.decode_jpeg_header(data)
+        height, width, colorspace, _ = simplejpeg.decode_jpeg_header(data)
     except ValueError as exc:
-        raise InputError(f"{name or 'input'}: corrupt JPEG ({exc})") from None
+        raise InputError(f"{label(name)}: corrupt JPEG ({exc})") from None
     check_pixels(width, height, name, limits)
-    try:
-        if min_size:
-            pixels = simplejpeg.decode_jpeg(data, colorspace="RGB", min_height=min_size[0], min_width=min_size[1])
-        else:
-            pixels = simplejpeg.decode_jpeg(data, colorspace="RGB")
-    except ValueError:
-        # libjpeg-turbo refuses some valid files (e.g. CMYK, arithmetic coding); Pillow reads them.
-        with _open(data, name, limits) as pil:
-            return Image(_to_rgb_array(pil, name), name=name)
-    return Image(pixels, name=name, original_size=(height, width))
-
-
-class _open:
-    """Pillow open + size check + clear errors, as a context manager."""
-
-    def __init__(self, data: bytes, name: str, limits: Limits) -> None:
-        self.data, self.name, self.limits = data, name, limits
-
-    def __enter__(self) -> PILImage.Image:
+    min_h, min_w = min_hw
+    if colorspace not in ("CMYK", "YCCK"):  # libjpeg-turbo cannot turn these into RGB; Pillow can
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("error", PILImage.DecompressionBombWarning)
-                self.pil = PILImage.open(io.BytesIO(self.data))
-        except (PILImage.DecompressionBombError, PILImage.DecompressionBombWarning):
-            raise LimitExceeded(f"{self.name or 'input'} is too many pixels (decompression bomb guard)") from None
-        except UnidentifiedImageError:
-            raise InputError(f"{self.name or 'input'}: corrupt or truncated image (unreadable header)") from None
-        except (OSError, SyntaxError, ValueError) as exc:
-            raise InputError(f"{self.name or 'input'}: corrupt or unsupported image ({exc})") from None
-        check_pixels(self.pil.width, self.pil.height, self.name, self.limits)
-        return self.pil
-
-    def __exit__(self, *exc: object) -> None:
-        self.pil.close()
+            pixels = simplejpeg.decode_jpeg(data, colorspace="RGB", min_height=min_h, min_width=min_w)
+            return Image(pixels, name=name, original_size=(height, width))
+        except ValueError:
+            # strict libjpeg-turbo also refuses files with recoverable damage (extraneous bytes, a missing
+            # marker) that Pillow decodes; a truly corrupt file fails there too, with Pillow's message.
+            pass
+    with _open(data, "jpeg", name, limits) as pil:
+        if min_h or min_w:
+            pil.draft("RGB", (max(min_w, 1), max(min_h, 1)))  # the same DCT-domain downscale, in Pillow
+        return Image(_rgb(pil, name), name=name, original_size=(height, width))
 
 
-def _to_rgb_array(pil: PILImage.Image, name: str) -> np.ndarray:
-    """Load pixels and convert to HxWx3 uint8 RGB; 16-bit and float modes are range-scaled, not clipped."""
+@contextmanager
+def _open(data: bytes, kind: str, name: str, limits: Limits) -> Iterator[PILImage.Image]:
+    """Pillow's lazy open (header only), restricted to the sniffed format, with our size check and errors."""
+    try:
+        # `formats` keeps Pillow from trying any other plugin on bytes that merely start like this format.
+        pil = PILImage.open(io.BytesIO(data), formats=[_PIL_FORMATS[kind]])
+    except PILImage.DecompressionBombError:
+        raise _over_pillow_guard(name) from None
+    except UnidentifiedImageError:
+        raise InputError(f"{label(name)}: corrupt or truncated {kind.upper()} header") from None
+    except _DECODE_ERRORS as exc:
+        raise InputError(f"{label(name)}: corrupt or unsupported {kind.upper()} ({exc})") from None
+    with pil:
+        guard = PILImage.MAX_IMAGE_PIXELS
+        if guard is not None and pil.width * pil.height > guard:
+            raise _over_pillow_guard(name)  # Pillow only warned: refuse like it does above twice the guard
+        check_pixels(pil.width, pil.height, name, limits)
+        yield pil
+
+
+def _over_pillow_guard(name: str) -> LimitExceeded:
+    return LimitExceeded(
+        f"{label(name)} is over Pillow's decompression-bomb limit of {PILImage.MAX_IMAGE_PIXELS} pixels"
+    )
+
+
+def _rgb(pil: PILImage.Image, name: str) -> np.ndarray:
+    """Decode the current frame to HxWx3 uint8 RGB; deeper than 8-bit data is range-scaled, not clipped."""
     try:
         pil.load()
-        if pil.mode in ("RGB", "L", "RGBA", "LA", "P", "1", "CMYK", "YCbCr", "LAB", "HSV", "PA", "RGBX"):
-            rgb = pil.convert("RGB")
-            return np.asarray(rgb)
-        return image_from_array(np.asarray(pil), name).pixels  # I;16, I, F: high bit depth
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise InputError(f"{name or 'input'}: corrupt or truncated image ({exc})") from None
+        if pil.mode == "RGB":
+            return np.asarray(pil)
+        if pil.mode in _EIGHT_BIT_MODES:
+            return np.asarray(pil.convert("RGB"))
+        return image_from_array(np.asarray(pil), name).pixels
+    except _DECODE_ERRORS as exc:
+        raise InputError(f"{label(name)}: corrupt or truncated image ({exc})") from None
+
+
+def _pillow_cannot(data: bytes, kind: str) -> bool:
+    """True for a TIFF that Pillow cannot open (float RGB, float64 ...) but tifffile may."""
+    if kind != "tiff":
+        return False
+    try:
+        PILImage.open(io.BytesIO(data), formats=["TIFF"]).close()
+    except UnidentifiedImageError:
+        return True
+    except Exception:  # anything else is reported by the Pillow path, with our message
+        return False
+    return False
+
+
+def _tifffile_pages(data: bytes, name: str, limits: Limits, *, first_only: bool) -> list[np.ndarray]:
+    """Pages of a TIFF as arrays (HxW or HxWxS), sizes checked before each page is read."""
+    import tifffile
+
+    pages: list[np.ndarray] = []
+    try:
+        with tifffile.TiffFile(io.BytesIO(data)) as tif:
+            total = 0
+            for index, page in enumerate(tif.pages):
+                if index >= limits.max_frames:
+                    raise LimitExceeded(f"{label(name)} has more than {limits.max_frames} pages")
+                check_pixels(page.imagewidth, page.imagelength, name, limits)
+                total += page.imagewidth * page.imagelength
+                if total > limits.max_voxels:
+                    raise LimitExceeded(f"{label(name)}: its pages hold more than {limits.max_voxels} pixels together")
+                array = page.asarray()
+                if page.axes.startswith("S"):  # planar (separate) samples: SYX -> YXS
+                    array = np.moveaxis(array, 0, -1)
+                pages.append(array)
+                if first_only:
+                    break
+    except (tifffile.TiffFileError, *_DECODE_ERRORS) as exc:
+        raise InputError(f"{label(name)}: corrupt or unsupported TIFF ({exc})") from None
+    if not pages:
+        raise InputError(f"{label(name)}: TIFF without pages")
+    return pages
