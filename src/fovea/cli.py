@@ -305,6 +305,50 @@ def db_upgrade() -> None:
     err.print("database is at the newest revision")
 
 
+users_app = typer.Typer(help="Platform accounts.")
+app.add_typer(users_app, name="users")
+
+
+@users_app.command("create")
+@friendly_errors
+def users_create(
+    username: Annotated[str, typer.Argument(help="The new account's username.")],
+    email: Annotated[str, typer.Option(help="E-mail address.")] = "",
+    staff: Annotated[bool, typer.Option(help="May write the global catalog (allowedProperties).")] = False,
+    password: Annotated[
+        str | None, typer.Option(help="Password (default: FOVEA_NEW_PASSWORD, else generated and printed once).")
+    ] = None,
+) -> None:
+    """Create an account directly in the database (also when registration is switched off)."""
+    import os
+    import secrets
+
+    from sqlalchemy import select
+
+    from fovea.platform.auth import now, password_problem
+    from fovea.platform.bootstrap import bootstrap
+    from fovea.platform.config import PlatformSettings
+    from fovea.platform.models import User
+    from fovea.platform.security import hash_password
+
+    generated = None
+    password = password or os.environ.get("FOVEA_NEW_PASSWORD")
+    if password is None:
+        password = generated = secrets.token_urlsafe(12)
+    if problem := password_problem(password, username, email):
+        raise ValueError(problem)
+    db, _ = bootstrap(PlatformSettings())
+    with db.transaction() as session:
+        if session.scalar(select(User).where(User.username == username)) is not None:
+            raise ValueError(f"user {username!r} already exists")
+        session.add(
+            User(
+                username=username, email=email, password_hash=hash_password(password), is_staff=staff, date_joined=now()
+            )
+        )
+    err.print(f"created user {username!r}" + (f" with password: {generated}  (shown once)" if generated else ""))
+
+
 @zoo_app.command("build")
 @friendly_errors
 def zoo_build(

@@ -78,3 +78,40 @@ def test_registration_rules_and_users_list(backend):
     assert rows[1]["email"] == "dhtest@example.org" and rows[0]["email"] == ""  # others' details hidden
     assert backend.get(f"/backend/auth/users/{rows[0]['id']}/", headers=headers).json()["username"] == "admin"
     assert backend.get("/backend/auth/users/999/", headers=headers).status_code == 404
+
+
+def test_users_create_cli_and_closed_registration(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from fastapi.testclient import TestClient
+
+    from fovea.platform.bootstrap import bootstrap
+    from fovea.platform.config import PlatformSettings
+    from fovea.server.backend.app import create_backend_app
+
+    home = tmp_path / "home"
+    env = {**os.environ, "FOVEA_HOME": str(home), "FOVEA_ADMIN_PASSWORD": ADMIN_PASSWORD}
+    created = subprocess.run(
+        [sys.executable, "-m", "fovea.cli", "users", "create", "carol", "--password", "a-long-passphrase-9", "--staff"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert created.returncode == 0, created.stderr
+    again = subprocess.run(
+        [sys.executable, "-m", "fovea.cli", "users", "create", "carol"], env=env, capture_output=True, text=True
+    )
+    assert again.returncode == 2 and "already exists" in again.stderr
+    settings = PlatformSettings(home=home, admin_password=ADMIN_PASSWORD, registration_open=False)
+    db, _ = bootstrap(settings)
+    with TestClient(create_backend_app(settings, db)) as client:
+        tokens = login(client, "carol", "a-long-passphrase-9")
+        assert client.get("/backend/auth/user/", headers=bearer(tokens)).json()["username"] == "carol"
+        closed = client.post(
+            "/backend/auth/user/",
+            json={"username": "dave", "email": "d@example.org", "password": "a-long-passphrase-9"},
+        )
+        assert closed.status_code == 403 and closed.json() == {"error": "registration is disabled"}
+    db.dispose()
