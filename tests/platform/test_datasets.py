@@ -82,3 +82,57 @@ def test_weights_trained_on_a_dataset_take_its_task_and_classes(backend, digits_
         headers=headers,
     )
     assert response.status_code == 400 and "another task" in response.json()["error"]
+
+
+def _serve(folder):
+    import functools
+    import http.server
+    import threading
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(folder)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
+def test_datasets_by_url_yaml_or_zip_under_the_url_guard(backend, zoo_dir, tmp_path):
+    import shutil
+
+    from fovea.datasets import Sample, write_dataset_yaml
+
+    served = tmp_path / "served"
+    (served / "digits" / "images").mkdir(parents=True)
+    samples = []
+    for i in range(30):
+        name = f"images/digit_{i:04d}.png"
+        shutil.copyfile(zoo_dir / "digits" / name, served / "digits" / name)
+        samples.append(Sample(location=name, label=i % 10))
+    write_dataset_yaml(served / "digits" / "small.yml", "small", [str(d) for d in range(10)], samples,
+                       {"training": list(range(20)), "test": list(range(20, 30))})  # fmt: skip
+    (served / "small.zip").write_bytes(
+        zip_of({f"digits/{p.relative_to(served / 'digits')}": p.read_bytes() for p in (served / "digits").rglob("*.*")})
+    )
+    server, url = _serve(served)
+    headers = bearer(login(backend))
+
+    def by_url(path):
+        return backend.post("/backend/datasets", json={"name": "d", "task_id": 1, "path": path}, headers=headers)
+
+    try:
+        refused = by_url(f"{url}/digits/small.yml")
+        assert refused.status_code == 400 and "not allowed" in refused.json()["error"]  # loopback: not allowlisted
+        backend.settings.allow_url_hosts = ["127.0.0.1"]
+        for path in (f"{url}/digits/small.yml", f"{url}/small.zip"):
+            created = by_url(path)
+            assert created.status_code == 201, created.text
+            images = backend.get(f"/backend/datasets/{created.json()['id']}/images?split=test", headers=headers).json()
+            assert [image["id"] for image in images] == list(range(20, 30)) and images[0]["label"] == [0]
+        missing = by_url(f"{url}/nothing.yml")
+        assert missing.status_code == 400 and "HTTP 404" in missing.json()["error"]
+        local = by_url("/etc/passwd")
+        assert local.status_code == 400 and "http(s) URL" in local.json()["error"]
+    finally:
+        server.shutdown()

@@ -7,11 +7,14 @@ import shutil
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
+from fovea.core.io import Limits
 from fovea.platform import datasets
+from fovea.platform.dataset_urls import archive_from_url
 from fovea.platform.errors import InputError
-from fovea.server.backend.deps import DB, BackendRoute, CurrentUser, database, settings
+from fovea.server.backend.deps import DB, BackendRoute, CurrentUser, database, json_body, settings
 
 router = APIRouter(route_class=BackendRoute)
 
@@ -44,21 +47,10 @@ async def dataset_images(
 
 @router.post("/datasets", status_code=201)
 async def create_dataset(request: Request, user: CurrentUser) -> dict[str, Any]:
-    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
-        raise InputError("registering a dataset by URL (`path`) is not available yet; upload `dataset_data`")
-    form = await request.form()
-    fields: dict[str, Any] = {k: v for k, v in form.items() if isinstance(v, str)}
-    try:
-        fields["task_id"] = int(fields["task_id"]) if "task_id" in fields else None
-        fields["users"] = json.loads(fields["users"]) if "users" in fields else None
-    except ValueError:
-        raise InputError("task_id must be an integer and users a JSON string") from None
-    if "public" in fields:
-        fields["public"] = fields["public"].lower() in ("true", "1")
-    upload = form.get("dataset_data")
-    if not isinstance(upload, UploadFile):
-        raise InputError("dataset_data (a zip archive) is required")
-    archive = await upload.read()
+    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+        fields, archive = await _upload(request)
+    else:
+        fields, archive = await _by_url(request)
     folder = None
     try:
         with database(request).transaction() as db:
@@ -71,6 +63,40 @@ async def create_dataset(request: Request, user: CurrentUser) -> dict[str, Any]:
             shutil.rmtree(folder, ignore_errors=True)
         raise
     return item
+
+
+async def _by_url(request: Request) -> tuple[dict[str, Any], bytes]:
+    """JSON with `path`, an http(s) URL of a zip archive or of a dataset YAML (reference §7)."""
+    fields = await json_body(request)
+    url = fields.get("path")
+    if not isinstance(url, str) or not url:
+        raise InputError("send a zip archive as multipart `dataset_data`, or JSON with `path` (an http(s) URL)")
+    config = settings(request)
+    limits = Limits(allow_private_hosts=tuple(config.allow_url_hosts))
+    archive = await run_in_threadpool(
+        archive_from_url,
+        url,
+        limits,
+        max_total_bytes=config.max_upload_bytes,
+        segmentation=fields.get("task_id") == datasets.SEGMENTATION,
+    )
+    return fields, archive
+
+
+async def _upload(request: Request) -> tuple[dict[str, Any], bytes]:
+    form = await request.form()
+    fields: dict[str, Any] = {k: v for k, v in form.items() if isinstance(v, str)}
+    try:
+        fields["task_id"] = int(fields["task_id"]) if "task_id" in fields else None
+        fields["users"] = json.loads(fields["users"]) if "users" in fields else None
+    except ValueError:
+        raise InputError("task_id must be an integer and users a JSON string") from None
+    if "public" in fields:
+        fields["public"] = fields["public"].lower() in ("true", "1")
+    upload = form.get("dataset_data")
+    if not isinstance(upload, UploadFile):
+        raise InputError("dataset_data (a zip archive) is required")
+    return fields, await upload.read()
 
 
 @router.delete("/datasets/{dataset_id}", status_code=204)
