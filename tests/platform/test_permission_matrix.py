@@ -33,6 +33,9 @@ def world(backend, zoo_dir, digits_zip):
     return callers, {"project": project, "dataset": dataset, "weights": weights, "model": model}
 
 
+TRAINING = [{"name": "Epochs", "value": "1"}, {"name": "Input height", "value": "8"},
+            {"name": "Input width", "value": "8"}]  # fmt: skip
+
 # (method, path, body, expected status for owner / viewer / stranger / anonymous)
 ROUTES = [
     ("get", "/backend/projects/{project}", None, (200, 200, 404, 401)),
@@ -50,6 +53,18 @@ ROUTES = [
         (201, 403, 404, 401),
     ),
     ("post", "/backend/sessions", {"modelweights_id": "{weights}"}, (201, 201, 404, 401)),
+    ("get", "/backend/trainings?project_id={project}", None, (200, 200, 404, 401)),
+    (
+        "post",
+        "/backend/train",
+        {
+            "weights_id": "{weights}",
+            "dataset_id": "{dataset}",
+            "project_id": "{project}",
+            "properties": TRAINING,
+        },
+        (201, 403, 404, 401),
+    ),
 ]
 
 
@@ -59,6 +74,8 @@ def fill(value, ids):
         return int(text) if text.isdigit() else text
     if isinstance(value, dict):
         return {k: fill(v, ids) for k, v in value.items()}
+    if isinstance(value, list):
+        return [fill(v, ids) for v in value]
     return value
 
 

@@ -60,3 +60,45 @@ def test_sessions_belong_to_their_owner(backend, deployed):
     assert [s["id"] for s in backend.get("/backend/sessions", headers=owner).json()] == [item["id"]]
     assert backend.post("/backend/sessions", json={"modelweights_id": weights}, headers=other).status_code == 404
     assert backend.post("/backend/sessions", json={}, headers=bearer(login(backend))).status_code == 400
+
+
+def test_ids_name_the_session_datasets_images_and_the_owners_videos(backend, deployed, digits_zip, tmp_path):
+    from tests.media import write_video
+    from tests.platform.test_datasets import upload
+
+    owner, weights = deployed
+    dataset_id = upload(backend, owner, digits_zip).json()["id"]
+    session = backend.post(
+        "/backend/sessions", json={"modelweights_id": weights, "dataset_id": dataset_id}, headers=owner
+    ).json()
+    assert session["dataset_id"] == dataset_id
+    url = f"/net/{session['token']}"
+
+    def call(endpoint, **state):
+        return backend.post(f"{url}/{endpoint}", json={"state": state, "context": {}, "api_token": None})
+
+    seven = call("inference_image_id", image_id=7)  # digit_0007.png, a 7 (the ids `datasets/{id}/images` lists)
+    assert seven.status_code == 200 and seven.json()["annotation"]["tags"][0]["name"] == "7"
+    labels = [backend.get(f"/backend/datasets/{dataset_id}/images?offset={i}&limit=1", headers=owner).json()[0]["label"]
+              for i in (3, 0, 12)]  # fmt: skip
+    batch = call("inference_batch_ids", batch_ids=[3, 0, 12]).json()
+    assert [int(r["annotation"]["tags"][0]["name"]) for r in batch] == [label[0] for label in labels]
+    assert call("inference_image_id", image_id=99999).status_code == 404
+
+    video = write_video(tmp_path / "clip.mkv", 5)
+    uploaded = backend.post("/backend/videos", files={"video_data": ("clip.mkv", video.read_bytes())}, headers=owner)
+    assert uploaded.status_code == 201, uploaded.text
+    video_id = uploaded.json()["id"]
+    frames = call("inference_video_id", videoId=video_id)
+    assert frames.status_code == 200 and len(frames.json()["ann"]) == 5
+    other = register(backend, "someone")
+    assert backend.get("/backend/videos", headers=other).json() == []
+    theirs = backend.post("/backend/sessions", json={"modelweights_id": weights}, headers=owner).json()
+    assert (
+        backend.post(f"/net/{theirs['token']}/inference_image_id", json={"state": {"image_id": 7}}).status_code == 404
+    )  # a session without a dataset resolves no image ids
+    refused = backend.post("/backend/videos", files={"video_data": ("notes.mkv", b"not a video")}, headers=owner)
+    assert refused.status_code == 400
+    assert backend.delete(f"/backend/videos/{video_id}", headers=other).status_code == 404
+    assert backend.delete(f"/backend/videos/{video_id}", headers=owner).status_code == 204
+    assert call("inference_video_id", videoId=video_id).status_code == 404

@@ -4,78 +4,27 @@ from __future__ import annotations
 
 import json
 import math
-import traceback
-from datetime import UTC, datetime
 from pathlib import Path
 
 from fovea.core.engines.onnxruntime import default_threads
 from fovea.core.formats import to_canonical, to_deephealth_value
 from fovea.core.predictions import Task
+from fovea.jobs.progress import finish, now, run_job, write_line
 from fovea.paths import atomic_path
 from fovea.platform.db import Database
-from fovea.platform.models import Dataset, Process, ProgressLine, Weights
+from fovea.platform.models import Dataset, Process, Weights
 
 MASK_ROUTE = "media/{process_id}/{image_id}.png"
+MIN_ENGINE_BATCH = 16
 
 
 def outputs_dir(storage: Path, process_id: str) -> Path:
     return storage / "processes" / process_id
 
 
-def _now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
-
-
-class Stopped(Exception):
-    pass
-
-
 def run_inference(process_id: str, db_url: str, storage: str) -> None:
-    """Entry point in a worker process; every outcome ends in the process's state and progress lines."""
-    db = Database(db_url)
-    try:
-        _run(db, process_id, Path(storage))
-    except Stopped:
-        pass
-    except Exception as exc:  # the reason goes to the progress log, the traceback to the worker's log
-        traceback.print_exc()
-        _finish(db, process_id, "failed", f"Error - {type(exc).__name__}: {exc}")
-    finally:
-        db.dispose()
-
-
-def mark_failed(db_url: str, process_id: str, reason: str) -> None:
-    """Fail a process from outside its job (its worker died); a process that already ended is left alone."""
-    db = Database(db_url)
-    try:
-        with db.transaction() as session:
-            process = session.get(Process, process_id)
-            if process is not None and process.state in ("pending", "running"):
-                session.add(ProgressLine(process_id=process_id, line=f"Error - {reason}"))
-                process.state, process.updated = "failed", _now()
-    finally:
-        db.dispose()
-
-
-def _line(db: Database, process_id: str, line: str, *, state: str | None = None) -> None:
-    with db.transaction() as session:
-        process = session.get(Process, process_id)
-        if process is None or process.state == "stopped":
-            raise Stopped
-        session.add(ProgressLine(process_id=process_id, line=line))
-        if state:
-            process.state = state
-        process.updated = _now()
-
-
-def _finish(db: Database, process_id: str, state: str, line: str | None = None) -> None:
-    with db.transaction() as session:
-        process = session.get(Process, process_id)
-        if process is None or process.state == "stopped":
-            return
-        if line:
-            session.add(ProgressLine(process_id=process_id, line=line))
-        process.state, process.updated = state, _now()
+    """Entry point in a worker process."""
+    run_job(_run, process_id, db_url, storage)
 
 
 def _run(db: Database, process_id: str, storage: Path) -> None:
@@ -86,7 +35,7 @@ def _run(db: Database, process_id: str, storage: Path) -> None:
         process = session.get(Process, process_id)
         if process is None or process.state != "pending":
             return
-        process.state, process.updated = "running", _now()
+        process.state, process.updated = "running", now()
         weights = session.get(Weights, process.weights_id)
         dataset = session.get(Dataset, process.dataset_id)
         if weights is None or dataset is None:
@@ -99,20 +48,22 @@ def _run(db: Database, process_id: str, storage: Path) -> None:
     model = fovea.load(weights_file)
     spec = load_dataset_yaml(yaml_path, segmentation=segmentation)
     ids = spec.ids("test")
-    batch_size = max(1, int(settings.get("Batch size", 8)))
+    batch_size = max(1, int(settings.get("Batch size", 8)))  # what the progress lines count
+    engine_batch = max(batch_size, MIN_ENGINE_BATCH)
     batches = math.ceil(len(ids) / batch_size)
     labelled = all(spec.samples[i].label is not None for i in ids) and model.task is Task.CLASSIFICATION
     correct = seen = 0
     rows, canonical = [], []
     out = outputs_dir(storage, process_id)
     out.mkdir(parents=True, exist_ok=True)
-    # Decode and run a window of several batches at once, one pipeline per core (predict_batch), then
-    # report each batch of the window: the progress lines keep the Batch size the user asked for.
-    window = batch_size * default_threads()
+    # Decode and run a window of several engine batches at once, one pipeline per core (predict_batch), then
+    # report each batch of the window: the progress lines keep the Batch size the user asked for, while the
+    # engine runs batches large enough to be efficient (Batch size defaults to 1).
+    window = math.ceil(engine_batch * default_threads() / batch_size) * batch_size  # whole batches per window
     for start in range(0, len(ids), window):
         window_ids = ids[start : start + window]
         paths = [yaml_path.parent / str(_first(spec.samples[i].location)) for i in window_ids]
-        predictions = model.predict_batch(paths, batch_size=batch_size)
+        predictions = model.predict_batch(paths, batch_size=engine_batch)
         for offset in range(0, len(window_ids), batch_size):
             for image_id, prediction in zip(
                 window_ids[offset : offset + batch_size], predictions[offset : offset + batch_size], strict=True
@@ -129,10 +80,10 @@ def _run(db: Database, process_id: str, storage: Path) -> None:
                     correct += int(prediction.labels[0] == spec.samples[image_id].label)
             done = (start + offset) // batch_size + 1
             metric = f" - metric={correct / seen:.3f}" if labelled and seen else ""
-            _line(db, process_id, f"Test - batch [{done}/{batches}]{metric}")
+            write_line(db, process_id, f"Test - batch [{done}/{batches}]{metric}")
     with atomic_path(out / "outputs.json") as tmp:
         tmp.write_text(json.dumps({"outputs": rows, "predictions": canonical, "classes": list(model.card.class_names)}))
-    _finish(db, process_id, "finished")
+    finish(db, process_id, "finished")
 
 
 def _first(location: str | list[str]) -> str:

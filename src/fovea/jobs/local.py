@@ -8,7 +8,11 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 from fovea.jobs.download import run_download
-from fovea.jobs.inference import mark_failed, run_inference
+from fovea.jobs.inference import run_inference
+from fovea.jobs.progress import mark_failed
+from fovea.jobs.training import run_training
+
+JOBS = {"testing": run_inference, "training": run_training}
 
 
 class LocalExecutor:
@@ -25,12 +29,14 @@ class LocalExecutor:
     def _new_pool(self) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"))
 
-    def submit_inference(self, process_id: str, db_url: str, storage: Path) -> None:
+    def submit_process(self, process_type: str, process_id: str, db_url: str, storage: Path) -> None:
+        """Queue a training or an inference (`process_type` "training" or "testing")."""
+        job = JOBS[process_type]
         try:
-            future = self.pool.submit(run_inference, process_id, db_url, str(storage))
+            future = self.pool.submit(job, process_id, db_url, str(storage))
         except BrokenProcessPool:
             self.pool = self._new_pool()
-            future = self.pool.submit(run_inference, process_id, db_url, str(storage))
+            future = self.pool.submit(job, process_id, db_url, str(storage))
 
         def done(result: Future) -> None:
             error = result.exception()

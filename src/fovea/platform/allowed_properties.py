@@ -40,28 +40,41 @@ def list_rows(db: Session, model_id: int, property_id: int | None, dataset_id: i
 def check_value(prop: Property, value: str) -> str:
     """A property value checked by type (§10, "By type"); lists come back in their canonical spelling."""
     name = prop.name.lower()
+
+    def invalid(problem: str) -> InputError:
+        return InputError(f"Invalid value for property '{prop.name}': {problem}")
+
     if prop.type == "integer":
         if not re.fullmatch(r"[+-]?\d+", value.strip()):
-            raise InputError(f"property {prop.name}: {value!r} is not an integer")
+            raise invalid(f"{value!r} is not an integer")
         number = int(value)
         if name in POSITIVE and number < 1:
-            raise InputError(f"property {prop.name} must be at least 1")
+            raise invalid("must be at least 1")
         if name in ("input height", "input width") and number > 8192:
-            raise InputError(f"property {prop.name} must be at most 8192")
+            raise invalid("must be at most 8192")
         return str(number)
     if prop.type == "float":
         try:
             number = float(value)
         except ValueError:
-            raise InputError(f"property {prop.name}: {value!r} is not a number") from None
+            raise invalid(f"{value!r} is not a number") from None
         if not math.isfinite(number) or (name == "learning rate" and number <= 0):
-            raise InputError(f"property {prop.name}: {value!r} is out of range")
+            raise invalid(f"{value!r} is out of range")
         return value.strip()
     if prop.type == "list":
         choices = {choice.lower(): choice for choice in (prop.values or "").split(",")}
         if value.strip().lower() not in choices:
-            raise InputError(f"property {prop.name}: {value!r} is not one of {prop.values}")
+            raise invalid(f"{value!r} is not one of {prop.values}")
         return choices[value.strip().lower()]
+    if name.endswith("augmentations"):
+        try:
+            from fovea.training.augmentations import AugmentationError, parse_augmentations
+        except ImportError:  # the serving-only install: strings cannot be checked, so cannot be accepted
+            raise invalid("augmentation strings need the `train` extra (pip install fovea[train])") from None
+        try:
+            parse_augmentations(value)
+        except AugmentationError as exc:
+            raise invalid(str(exc)) from None
     return value
 
 

@@ -29,6 +29,9 @@ class PlatformSettings(BaseSettings):
     allow_url_hosts: list[str] = Field(
         default_factory=list, description="Private hosts or networks image URLs may point at (URL guard allowlist)."
     )
+    stale_after_s: int = Field(
+        600, ge=1, description="A running process with no progress line for this long has lost its worker: failed."
+    )
     max_upload_bytes: int = Field(2 * 1024**3, description="Largest request body (weights and dataset uploads).")
 
     @property

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import shutil
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import onnx
@@ -18,44 +19,86 @@ from fovea.paths import atomic_path
 from fovea.platform.models import OWN, AllowedProperty, ArchModel, Dataset, DatasetMember, User, Weights, WeightsMember
 from fovea.platform.weights import file_path
 
+
+@dataclass(frozen=True, slots=True)
+class DemoWeights:
+    family: str  # the model (architecture family) it belongs to
+    task_id: int
+    filename: str  # in the zoo
+    name: str
+    on_digits: bool = False  # trained on the Digits dataset
+    random_init: bool = False  # a starting point for training from scratch: no classes of its own
+
+
 DEMO = [
-    # (model family, zoo file, weights name, trained on the Digits dataset?)
-    ("EfficientNet-Lite0", "efficientnet-lite0-imagenet.onnx", "EfficientNet-Lite0_ImageNet", False),
-    ("LeNet", "digits-lenet.onnx", "LeNet_Digits", True),
+    DemoWeights("EfficientNet-Lite0", 1, "efficientnet-lite0-imagenet.onnx", "EfficientNet-Lite0_ImageNet"),
+    DemoWeights("LeNet", 1, "digits-lenet.onnx", "LeNet_Digits", on_digits=True),
+    DemoWeights("LeNet", 1, "lenet-random.onnx", "LeNet_RandomInit", random_init=True),
+    DemoWeights("U-Net", 2, "unet-random.onnx", "U-Net_RandomInit", random_init=True),
 ]
 
 
-def _last_gemm(path: Path) -> str | None:
-    """The classifier layer a fine-tuning cuts at (`layer_to_remove`)."""
+def _pipeline(*steps: str) -> str:
+    return "\n".join(["SequentialAugmentationContainer", *(f"    {step}" for step in steps), "end"])
+
+
+# Hyperparameter defaults per model family (allowedProperties rows with no dataset), by property id; the
+# augmentation defaults compute the inputs the family's weights expect. Input height/width come from the weights.
+_EFFICIENTNET_INPUT = ("AugToFloat32 divisor=255", "AugNormalize mean=(0.5, 0.5, 0.5) std=(0.5, 0.5, 0.5)")
+_GRAY_INPUT = ("AugToFloat32 divisor=255", "AugNormalize mean=0.5 std=0.5")
+FAMILY_DEFAULTS: dict[str, dict[int, str]] = {
+    "EfficientNet-Lite0": {
+        1: "0.0001", 3: "5", 4: "16",
+        8: _pipeline("AugResizeDim dims=(224,224)", "AugMirror p=0.5", *_EFFICIENTNET_INPUT),
+        9: _pipeline("AugResizeDim dims=(224,224)", *_EFFICIENTNET_INPUT),
+        10: _pipeline("AugResizeDim dims=(224,224)", *_EFFICIENTNET_INPUT),
+    },
+    "LeNet": {
+        1: "0.002", 3: "10", 4: "32",
+        8: _pipeline(*_GRAY_INPUT), 9: _pipeline(*_GRAY_INPUT), 10: _pipeline(*_GRAY_INPUT),
+    },
+    "U-Net": {
+        1: "0.003", 2: "binary_cross_entropy", 3: "10", 4: "16", 5: "dice",
+        8: _pipeline("AugMirror p=0.5", "AugFlip p=0.5", *_GRAY_INPUT),
+        9: _pipeline(*_GRAY_INPUT),
+        10: _pipeline(*_GRAY_INPUT),
+    },
+}  # fmt: skip
+
+
+def head_layer(path: Path) -> str | None:
+    """The head a fine-tuning cuts at (`layer_to_remove`): the last dense layer, or a final convolution."""
     nodes = [
-        n.name for n in onnx.load(str(path), load_external_data=False).graph.node if n.op_type in ("Gemm", "MatMul")
+        n for n in onnx.load(str(path), load_external_data=False).graph.node if n.op_type in ("Gemm", "MatMul", "Conv")
     ]
-    return nodes[-1] if nodes else None
+    return nodes[-1].name if nodes else None
 
 
 def seed_demo_catalog(db: Session, admin: User, zoo: Path, storage: Path) -> None:
     """Register what the zoo holds, once (idempotent: skips what is already there)."""
     digits = _seed_digits(db, admin, zoo / "digits", storage) if (zoo / "digits" / "digits.yml").exists() else None
-    for family, filename, weights_name, on_digits in DEMO:
-        source = zoo / filename
+    for demo in DEMO:
+        source = zoo / demo.filename
         if not source.exists():
             continue
         card = load_card(source)
-        model = db.scalar(select(ArchModel).where(ArchModel.name_key == family.lower(), ArchModel.task_id == 1))
+        key = demo.family.lower()
+        model = db.scalar(select(ArchModel).where(ArchModel.name_key == key, ArchModel.task_id == demo.task_id))
         if model is None:
-            model = ArchModel(name=family, name_key=family.lower(), task_id=1)
+            model = ArchModel(name=demo.family, name_key=key, task_id=demo.task_id)
             db.add(model)
             db.flush()
-        _input_size_rows(db, model, card.input.size[-2:])
-        if db.scalar(select(Weights).where(Weights.name == weights_name, Weights.model_id == model.id)):
+        size = card.input.size[-2:]
+        _default_rows(db, model, {6: str(size[0]), 7: str(size[1]), **FAMILY_DEFAULTS.get(demo.family, {})})
+        if db.scalar(select(Weights).where(Weights.name == demo.name, Weights.model_id == model.id)):
             continue
         weights = Weights(
-            name=weights_name,
+            name=demo.name,
             model_id=model.id,
-            dataset_id=digits.id if on_digits and digits else None,
+            dataset_id=digits.id if demo.on_digits and digits else None,
             public=True,
-            layer_to_remove=_last_gemm(source),
-            classes=",".join(card.class_names),
+            layer_to_remove=head_layer(source),
+            classes=None if demo.random_init else ",".join(card.class_names),
             card=card.to_json(),
             members=[WeightsMember(user_id=admin.id, permission=OWN)],
         )
@@ -86,13 +129,13 @@ def _seed_digits(db: Session, admin: User, source: Path, storage: Path) -> Datas
     return dataset
 
 
-def _input_size_rows(db: Session, model: ArchModel, size: tuple[int, ...]) -> None:
-    """Input height (property 6) and Input width (7) default to the weights' input size."""
-    for property_id, value in ((6, size[0]), (7, size[1])):
+def _default_rows(db: Session, model: ArchModel, defaults: dict[int, str]) -> None:
+    """allowedProperties rows (model, no dataset) holding the family's defaults, unless a row exists already."""
+    for property_id, value in defaults.items():
         exists = select(AllowedProperty).where(
             AllowedProperty.model_id == model.id,
             AllowedProperty.property_id == property_id,
             AllowedProperty.dataset_id.is_(None),
         )
         if db.scalar(exists) is None:
-            db.add(AllowedProperty(property_id=property_id, model_id=model.id, default_value=str(value)))
+            db.add(AllowedProperty(property_id=property_id, model_id=model.id, default_value=value))

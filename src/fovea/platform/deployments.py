@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from fovea.core.card import ModelCard
 from fovea.core.settings import resolve_settings
 from fovea.platform.auth import now
+from fovea.platform.datasets import get_dataset
 from fovea.platform.errors import InputError, NotFound
 from fovea.platform.models import DeployedSession, User, Weights
 from fovea.platform.security import token_hash
@@ -62,6 +63,11 @@ def create(db: Session, user: User, body: dict[str, Any], secret: bytes) -> tupl
     if not weights.is_active:
         raise InputError(f"Weights {weights.id} are not ready")
     settings = _settings(card_of(weights), body.get("settings"))
+    dataset_id = body.get("dataset_id")
+    if dataset_id is not None:  # the dataset whose image ids the session's requests may name
+        if not isinstance(dataset_id, int) or isinstance(dataset_id, bool):
+            raise InputError("dataset_id must be an integer")
+        get_dataset(db, user, dataset_id)
     name = body.get("name") or weights.name
     if not isinstance(name, str):
         raise InputError("name must be a string")
@@ -74,6 +80,7 @@ def create(db: Session, user: User, body: dict[str, Any], secret: bytes) -> tupl
         weights_id=weights.id,
         name=_NAME.sub("-", name).strip("-")[:200] or "model",
         settings=json.dumps(settings),
+        dataset_id=dataset_id,
         created=now(),
     )
     db.add(record)
@@ -121,6 +128,7 @@ def session_json(record: DeployedSession, token: str, base_url: str, runtime: di
         "modelweights_id": record.weights_id,
         "name": record.name,
         "settings": json.loads(record.settings),
+        "dataset_id": record.dataset_id,
         "created": record.created.isoformat(),
         **runtime,
     }

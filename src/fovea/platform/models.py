@@ -172,6 +172,29 @@ class Process(Base):
     updated: Mapped[datetime] = mapped_column(DateTime)
 
 
+class Training(Base):
+    """A training process's record: the weights it produces and, in TrainingSetting, the values it ran with."""
+
+    __tablename__ = "trainings"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    process_id: Mapped[str] = mapped_column(ForeignKey("processes.id", ondelete="CASCADE"), unique=True)
+    weights_id: Mapped[int | None] = mapped_column(ForeignKey("weights.id", ondelete="SET NULL"), nullable=True)
+    process: Mapped[Process] = relationship(lazy="joined")
+    settings: Mapped[list[TrainingSetting]] = relationship(
+        cascade="all, delete-orphan", order_by="TrainingSetting.id", lazy="selectin"
+    )
+
+
+class TrainingSetting(Base):
+    __tablename__ = "training_settings"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    training_id: Mapped[int] = mapped_column(ForeignKey("trainings.id", ondelete="CASCADE"), index=True)
+    property_id: Mapped[int] = mapped_column(ForeignKey("properties.id"))
+    value: Mapped[str] = mapped_column(Text)
+
+
 class ProgressLine(Base):
     __tablename__ = "progress_lines"
 
@@ -192,6 +215,20 @@ class DeployedSession(Base):
     weights_id: Mapped[int] = mapped_column(ForeignKey("weights.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(200))
     settings: Mapped[str] = mapped_column(Text, default="{}")
+    # The dataset whose image ids (`datasets/{id}/images`) the Supervisely dialect's image ids name.
+    dataset_id: Mapped[int | None] = mapped_column(ForeignKey("datasets.id", ondelete="SET NULL"), nullable=True)
+    created: Mapped[datetime] = mapped_column(DateTime)
+
+
+class Video(Base):
+    """A video a user uploaded (`POST videos`) for sessions to run on by id (`videoId`)."""
+
+    __tablename__ = "videos"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(255))
+    filename: Mapped[str] = mapped_column(String(64))  # in storage/videos
     created: Mapped[datetime] = mapped_column(DateTime)
 
 

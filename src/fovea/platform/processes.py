@@ -7,6 +7,7 @@ import binascii
 import json
 import shutil
 import uuid
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +20,12 @@ from fovea.platform.auth import now
 from fovea.platform.catalog import get_task
 from fovea.platform.datasets import get_dataset, spec_of
 from fovea.platform.errors import InputError, NotFound
+from fovea.platform.hyperparams import INFERENCE_RELEVANT, parse_user_properties, resolve
 from fovea.platform.models import OWN, ArchModel, Dataset, DatasetMember, Process, ProgressLine, User, Weights
 from fovea.platform.projects import get_project
 from fovea.platform.weights import get_weights
 
-INFERENCE_PROPERTIES = {"batch size": ("Batch size", int)}
+NEEDS = ("Batch size",)
 EXTENSIONS = {"png": "png", "jpeg": "jpg", "bmp": "bmp", "tiff": "tif", "dicom": "dcm", "nifti": "nii.gz"}
 
 
@@ -41,27 +43,13 @@ def _int(body: dict[str, Any], key: str) -> int:
     return value
 
 
-def _settings(properties: Any) -> dict[str, Any]:
-    """The inference-relevant hyperparameters (Batch size); other valid names are ignored."""
-    if properties is None:
-        return {}
-    if not isinstance(properties, list):
-        raise InputError("properties must be a list of {name or id, value}")
-    settings: dict[str, Any] = {}
-    for i, item in enumerate(properties):
-        if not isinstance(item, dict) or "value" not in item or not ("name" in item or "id" in item):
-            raise InputError(f"properties[{i}]: give `name` or `id`, and `value`")
-        name = str(item.get("name", "")).strip().lower()
-        if name in INFERENCE_PROPERTIES or item.get("id") == 4:
-            label, kind = INFERENCE_PROPERTIES["batch size"]
-            try:
-                value = kind(str(item["value"]))
-            except ValueError:
-                raise InputError(f"property {label}: {item['value']!r} is not an integer") from None
-            if value < 1:
-                raise InputError(f"property {label} must be at least 1")
-            settings[label] = value
-    return settings
+def _settings(db: Session, model: ArchModel, dataset_id: int | None, properties: Any) -> dict[str, str]:
+    """The inference-relevant hyperparameters, resolved as §10 says; other valid names are checked and ignored."""
+    user_values = parse_user_properties(db, properties)
+    resolved = resolve(
+        db, model_id=model.id, dataset_id=dataset_id, task_id=model.task_id, user_values=user_values, needs=NEEDS
+    )
+    return {name: value for name, value in resolved.items() if name in INFERENCE_RELEVANT}
 
 
 def _common_checks(db: Session, user: User, body: dict[str, Any]) -> tuple[Any, Weights, ArchModel]:
@@ -104,13 +92,13 @@ def create_inference(db: Session, user: User, body: dict[str, Any], storage: Pat
         raise InputError("Model and dataset must belong to the same task")
     if not spec_of(dataset, storage).ids("test"):
         raise InputError(f"dataset {dataset.id} has an empty test split")
-    settings = _settings(body.get("properties"))
+    settings = _settings(db, model, dataset.id, body.get("properties"))
     return _new_process(db, user, project.id, weights.id, dataset.id, settings=json.dumps(settings))
 
 
 def create_single(db: Session, user: User, body: dict[str, Any], storage: Path, limits: Any) -> tuple[Process, Path]:
     """Store the one image as a hidden single-image dataset; returns the process and that dataset's folder."""
-    project, weights, _ = _common_checks(db, user, body)
+    project, weights, model = _common_checks(db, user, body)
     url, data_url = body.get("image_url"), body.get("image_data")
     if bool(url) == bool(data_url):
         raise InputError("send exactly one of `image_url` and `image_data`")
@@ -136,7 +124,7 @@ def create_single(db: Session, user: User, body: dict[str, Any], storage: Path, 
     )
     db.add(dataset)
     db.flush()
-    settings = json.dumps({"Batch size": 1, "Epochs": 1})
+    settings = json.dumps({**_settings(db, model, None, body.get("properties")), "Batch size": "1", "Epochs": "1"})
     process = _new_process(db, user, project.id, weights.id, dataset.id, settings=settings, image_name=str(url or name))
     return process, folder
 
@@ -191,6 +179,20 @@ def stop(db: Session, user: User, process_id: Any, storage: Path) -> str:
     process.state, process.updated = "stopped", now()
     shutil.rmtree(storage / "processes" / process.id, ignore_errors=True)  # partial outputs are discarded
     return "Training stopped" if process.process_type == "training" else "Inference stopped"
+
+
+def fail_stale(db: Session, stale_after_s: float) -> int:
+    """Running processes whose worker stopped writing progress long ago (killed, machine lost): failed with a reason.
+
+    Jobs write a line at least every few seconds while they work; Celery cannot tell the server a worker died.
+    """
+    cutoff = now() - timedelta(seconds=stale_after_s)
+    stale = list(db.scalars(select(Process).where(Process.state == "running", Process.updated < cutoff)))
+    for process in stale:
+        reason = f"Error - no progress for {stale_after_s:.0f} s: the worker running it was lost"
+        db.add(ProgressLine(process_id=process.id, line=reason))
+        process.state, process.updated = "failed", now()
+    return len(stale)
 
 
 def fail_orphans(db: Session) -> int:

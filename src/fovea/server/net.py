@@ -17,11 +17,24 @@ from fovea.platform import deployments
 from fovea.platform.auth import AuthService
 from fovea.platform.db import Database
 from fovea.platform.errors import Unauthenticated
+from fovea.platform.media import SessionMedia
 from fovea.platform.weights import file_path
 from fovea.server.session_app import create_session_app
 from fovea.sessions.session import ModelSession, SessionConfig
 
 PREFIX = "/net/"
+
+
+@dataclass(frozen=True, slots=True)
+class Deployed:
+    """What the database says about a session URL's token."""
+
+    record_id: int
+    user_id: int
+    weights_id: int
+    settings_json: str
+    name: str
+    dataset_id: int | None
 
 
 @dataclass
@@ -52,26 +65,26 @@ class SessionHost:
                 {"error": "not found", "success": False, "message": "not found", "detail": "not found"}, 404
             )(scope, receive, send)
             return
-        record_id, user_id, weights_id, settings_json, name = found
-        loaded = await self._load(record_id, weights_id, settings_json, user_id, name)
+        loaded = await self._load(found)
         loaded.requests += 1
         prefix = f"{scope.get('root_path', '')}{PREFIX}{token}"
         await loaded.app({**scope, "root_path": prefix}, receive, send)
 
-    def _lookup(self, token: str) -> tuple[int, int, int, str, str] | None:
+    def _lookup(self, token: str) -> Deployed | None:
         with self.db.transaction() as db:
             found = deployments.by_token(db, token)
             if found is None:
                 return None
             record, weights = found
-            return record.id, record.user_id, weights.id, record.settings, record.name
+            return Deployed(record.id, record.user_id, weights.id, record.settings, record.name, record.dataset_id)
 
-    async def _load(self, record_id: int, weights_id: int, settings_json: str, user_id: int, name: str) -> Loaded:
+    async def _load(self, deployed: Deployed) -> Loaded:
+        record_id, settings_json = deployed.record_id, deployed.settings_json
         lock = self.locks.setdefault(record_id, asyncio.Lock())
         async with lock:
             loaded = self.loaded.get(record_id)
             if loaded is None:
-                loaded = await self._start(record_id, weights_id, settings_json, user_id, name)
+                loaded = await self._start(deployed)
                 self.loaded[record_id] = loaded
                 while len(self.loaded) > self.capacity:  # least recently used sessions unload first
                     _, evicted = self.loaded.popitem(last=False)
@@ -82,17 +95,24 @@ class SessionHost:
             self.loaded.move_to_end(record_id)
             return loaded
 
-    async def _start(self, record_id: int, weights_id: int, settings_json: str, user_id: int, name: str) -> Loaded:
+    async def _start(self, deployed: Deployed) -> Loaded:
         import fovea
 
-        model = await asyncio.to_thread(fovea.load, file_path(self.storage, weights_id))
+        model = await asyncio.to_thread(fovea.load, file_path(self.storage, deployed.weights_id))
+        media = SessionMedia(self.db, self.storage, deployed.user_id, deployed.dataset_id)
         session = ModelSession(
-            model, session_id=str(record_id), name=name, settings=json.loads(settings_json), config=SessionConfig()
+            model,
+            session_id=str(deployed.record_id),
+            name=deployed.name,
+            settings=json.loads(deployed.settings_json),
+            config=SessionConfig(),
+            image_resolver=media.image,
+            video_resolver=media.video,
         )
         await session.start()
         app = create_session_app(session, manage_lifecycle=False)
-        app.state.repository_control = lambda request: self._is_owner(request, user_id)
-        return Loaded(session, app, settings_json)
+        app.state.repository_control = lambda request: self._is_owner(request, deployed.user_id)
+        return Loaded(session, app, deployed.settings_json)
 
     def _is_owner(self, request: Request, user_id: int) -> bool:
         """V2 load/unload on a session URL need the owner's back-end bearer token."""

@@ -158,6 +158,18 @@ def build_model(path: Path) -> str:
     )
 
 
+def build_random(path: Path) -> str:
+    """The same network with seeded random weights: the catalog's starting point for training from scratch."""
+    import torch
+
+    from fovea.core.export import sample_input, to_onnx
+
+    torch.manual_seed(SEED)
+    placeholder = card().model_copy(update={"name": "lenet-random", "provenance": {"notes": "random initialisation"}})
+    to_onnx(network().eval(), sample_input(placeholder), placeholder, path, output_names=["logits"])
+    return f"{path.stat().st_size / 1e3:.0f} kB, random weights"
+
+
 def _accuracy(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     import torch
 

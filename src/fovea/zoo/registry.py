@@ -61,6 +61,22 @@ def _entries(root: Path) -> list[ZooEntry]:
             10,
         ),
         ZooEntry(
+            "lenet-random",
+            "model",
+            "classification",
+            root / "lenet-random.onnx",
+            "the Digits CNN with random weights, to train from scratch",
+            10,
+        ),
+        ZooEntry(
+            "unet-random",
+            "model",
+            "segmentation",
+            root / "unet-random.onnx",
+            "a small U-Net (GRAY 64x64, one mask channel) with random weights",
+            1,
+        ),
+        ZooEntry(
             "digits",
             "dataset",
             "classification",
@@ -85,7 +101,7 @@ def build_zoo(
     Each piece appears complete or not at all (files are renamed into place), so an interrupted build
     resumes where it stopped.
     """
-    from fovea.zoo import digits, efficientnet, samples
+    from fovea.zoo import digits, efficientnet, samples, unet
 
     say = progress or (lambda message: None)
     root = zoo_dir(out)
@@ -95,6 +111,8 @@ def build_zoo(
         "efficientnet-lite0-imagenet": efficientnet.build,
         "digits": digits.build_dataset,
         "digits-lenet": digits.build_model,  # after "digits": it trains on that dataset's training split
+        "lenet-random": digits.build_random,
+        "unet-random": unet.build,
     }
     entries = {entry.name: entry for entry in _entries(root)}
     for name, build in builders.items():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -13,20 +15,25 @@ from fovea.jobs.local import LocalExecutor
 from fovea.platform.auth import AuthService
 from fovea.platform.config import PlatformSettings
 from fovea.platform.db import Database
+from fovea.platform.processes import fail_stale
 from fovea.server import ops
 from fovea.server.backend import (
     auth_routes,
     catalog_routes,
     dataset_routes,
+    media_routes,
     process_routes,
     property_routes,
     session_routes,
+    training_routes,
     weights_routes,
 )
 from fovea.server.errors import install_http_error_handler
 from fovea.server.net import SessionHost
 from fovea.server.paths import NormalizePath
 from fovea.server.uploads import BodyLimit
+
+logger = logging.getLogger(__name__)
 
 
 def make_executor(settings: PlatformSettings) -> Any:
@@ -38,15 +45,32 @@ def make_executor(settings: PlatformSettings) -> Any:
     return LocalExecutor(workers=settings.workers)
 
 
+async def _fail_stale_processes(db: Database, stale_after_s: int) -> None:
+    """Every little while, fail the running processes whose worker went silent (see processes.fail_stale)."""
+
+    def sweep() -> None:
+        with db.transaction() as session:
+            fail_stale(session, stale_after_s)
+
+    while True:
+        await asyncio.sleep(min(30.0, stale_after_s / 3))
+        try:
+            await asyncio.to_thread(sweep)
+        except Exception:  # a database hiccup must not end the loop; the next sweep retries
+            logger.exception("sweeping stale processes failed")
+
+
 def create_backend_app(settings: PlatformSettings, db: Database) -> ASGIApp:
     """The platform as one ASGI app; `/net/<token>/...` is answered by that session's own app."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.executor = make_executor(settings)
+        reaper = asyncio.create_task(_fail_stale_processes(db, settings.stale_after_s))
         try:
             yield
         finally:
+            reaper.cancel()
             app.state.executor.shutdown()
             await app.state.sessions.aclose()
 
@@ -62,7 +86,9 @@ def create_backend_app(settings: PlatformSettings, db: Database) -> ASGIApp:
     backend.include_router(weights_routes.router)
     backend.include_router(property_routes.router)
     backend.include_router(dataset_routes.router)
+    backend.include_router(media_routes.router)
     backend.include_router(process_routes.router)
+    backend.include_router(training_routes.router)
     backend.include_router(session_routes.router)
     app.include_router(backend)
     app.include_router(ops.health_router)

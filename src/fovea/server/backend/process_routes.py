@@ -21,8 +21,10 @@ from fovea.server.backend.deps import DB, BackendRoute, CurrentUser, database, j
 router = APIRouter(route_class=BackendRoute)
 
 
-def _launch(request: Request, process_id: str) -> None:
-    request.app.state.executor.submit_inference(process_id, database(request).url, settings(request).storage_dir)
+def launch(request: Request, process_type: str, process_id: str) -> None:
+    """Queue the job after the commit: the worker must find the row."""
+    executor = request.app.state.executor
+    executor.submit_process(process_type, process_id, database(request).url, settings(request).storage_dir)
 
 
 @router.post("/inference", status_code=201)
@@ -30,7 +32,7 @@ async def inference(request: Request, user: CurrentUser) -> dict[str, Any]:
     body = await json_body(request)
     with database(request).transaction() as db:
         process_id = processes.create_inference(db, db.merge(user), body, settings(request).storage_dir).id
-    _launch(request, process_id)  # after the commit: the worker must find the row
+    launch(request, "testing", process_id)
     return {"result": "ok", "process_id": process_id}
 
 
@@ -47,7 +49,7 @@ async def inference_single(request: Request, user: CurrentUser) -> dict[str, Any
         if folder is not None:
             shutil.rmtree(folder, ignore_errors=True)
         raise
-    _launch(request, process_id)
+    launch(request, "testing", process_id)
     return {"result": "ok", "process_id": process_id}
 
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse, JSONResponse
 from starlette.datastructures import UploadFile
 
-from fovea.platform import weights
+from fovea.platform import trainings, weights
 from fovea.platform.datasets import get_dataset
 from fovea.platform.errors import InputError, NotFound
 from fovea.server.backend.deps import DB, BackendRoute, CurrentUser, database, json_body, settings
@@ -27,9 +27,10 @@ async def list_weights(
 ) -> list[dict[str, Any]]:
     if model_id is None:
         raise InputError("Missing required parameter `model_id`")
-    if dataset_id is not None:  # must be visible; the fine-tuning filter (reference §11) comes with trainings
-        get_dataset(db, user, dataset_id)
-    return [weights.weights_json(w) for w in weights.list_weights(db, user, model_id, include_inactive)]
+    found = weights.list_weights(db, user, model_id, include_inactive)
+    if dataset_id is not None:  # only the weights the fine-tuning rules accept for that (visible) dataset
+        found = trainings.usable_on(db, found, get_dataset(db, user, dataset_id))
+    return [weights.weights_json(w) for w in found]
 
 
 @router.get("/weights/{weights_id}")

@@ -1,0 +1,92 @@
+"""Media that sessions reach by id: the images of a session's dataset, and the videos a user uploaded.
+
+The Supervisely dialect's `image_id` / `batch_ids` name images of the dataset a session was deployed with (the ids
+`datasets/{id}/images` lists), and `videoId` names a video its owner uploaded with `POST videos`; each lookup
+checks, at request time, that the session's owner can still see what the id names.
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from fovea.core.io import probe_video
+from fovea.platform.auth import now
+from fovea.platform.datasets import get_dataset, spec_of
+from fovea.platform.db import Database
+from fovea.platform.errors import InputError, NotFound
+from fovea.platform.models import User, Video
+
+VIDEO_SUFFIXES = {".mp4", ".mkv", ".avi", ".webm", ".mov", ".m4v", ".mpg", ".mpeg"}
+
+
+def video_json(video: Video, info: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"id": video.id, "name": video.name, "created": video.created.isoformat(), **(info or {})}
+
+
+def videos_dir(storage: Path) -> Path:
+    return storage / "videos"
+
+
+def create_video(db: Session, user: User, name: str, data: bytes, storage: Path) -> tuple[Video, Path]:
+    """Check the bytes are a readable video, then store them; returns the row and the file (the caller's to remove
+    if the transaction fails)."""
+    suffix = Path(name).suffix.lower()
+    if suffix not in VIDEO_SUFFIXES:
+        raise InputError(f"video_data must be a video file ({', '.join(sorted(VIDEO_SUFFIXES))}), not {name!r}")
+    info = probe_video(data, name=name)  # InputError for anything PyAV cannot read
+    if info.frames_count < 1:
+        raise InputError(f"{name} has no frames")
+    path = videos_dir(storage) / f"{uuid.uuid4().hex}{suffix}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    video = Video(user_id=user.id, name=Path(name).name[:255], filename=path.name, created=now())
+    db.add(video)
+    db.flush()
+    return video, path
+
+
+def list_videos(db: Session, user: User) -> list[Video]:
+    return list(db.scalars(select(Video).where(Video.user_id == user.id).order_by(Video.id)))
+
+
+def delete_video(db: Session, user: User, video_id: int, storage: Path) -> Path:
+    video = db.get(Video, video_id)
+    if video is None or video.user_id != user.id:
+        raise NotFound(f"video {video_id} not found")
+    db.delete(video)
+    return videos_dir(storage) / video.filename
+
+
+class SessionMedia:
+    """The id resolvers of one deployed session, seen as its owner sees them."""
+
+    def __init__(self, db: Database, storage: Path, owner_id: int, dataset_id: int | None) -> None:
+        self.db, self.storage, self.owner_id, self.dataset_id = db, storage, owner_id, dataset_id
+
+    def image(self, image_id: int) -> tuple[bytes, str]:
+        if self.dataset_id is None:
+            raise LookupError("this session has no dataset: deploy it with `dataset_id` to predict on image ids")
+        with self.db.transaction() as session:
+            try:
+                dataset = get_dataset(session, session.get(User, self.owner_id), self.dataset_id)
+            except NotFound:
+                raise LookupError(f"the dataset of this session ({self.dataset_id}) is gone") from None
+            spec, folder = spec_of(dataset, self.storage), (self.storage / dataset.path).parent
+        if not isinstance(image_id, int) or isinstance(image_id, bool) or not 0 <= image_id < len(spec.samples):
+            raise LookupError(f"image {image_id!r} is not in dataset {self.dataset_id}")
+        location = spec.samples[image_id].location
+        first = location[0] if isinstance(location, list) else location
+        return (folder / first).read_bytes(), Path(first).name
+
+    def video(self, video_id: int) -> tuple[bytes, str]:
+        with self.db.transaction() as session:
+            video = session.get(Video, video_id) if isinstance(video_id, int) else None
+            if video is None or video.user_id != self.owner_id:
+                raise LookupError(f"video {video_id!r} is not known to this session")
+            path, name = videos_dir(self.storage) / video.filename, video.name
+        return path.read_bytes(), name

@@ -1,0 +1,210 @@
+"""Training processes: launch checks, fine-tuning rules, the training records (backend-api.md §9-§11)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+import onnx
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from fovea.platform.auth import now
+from fovea.platform.catalog import get_task
+from fovea.platform.datasets import get_dataset, spec_of
+from fovea.platform.errors import InputError, NotFound
+from fovea.platform.hyperparams import parse_user_properties, resolve
+from fovea.platform.models import (
+    OWN,
+    ArchModel,
+    Dataset,
+    Process,
+    Property,
+    Training,
+    TrainingSetting,
+    User,
+    Weights,
+    WeightsMember,
+)
+from fovea.platform.projects import get_project
+from fovea.platform.weights import file_path, get_weights
+
+TRAINABLE_TASKS = {1: "Classification", 2: "Segmentation", 4: "Multi-label classification", 5: "Regression"}
+INHERIT, NEW_HEAD = "inherit", "new head"
+FINAL_LAYER = "final_layer"
+
+
+def _int(body: dict[str, Any], key: str) -> int:
+    value = body.get(key)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise InputError(f"{key} is required and must be an integer", {"fields": {key: ["This field is required."]}})
+    return value
+
+
+def _classes(value: str | None) -> list[str]:
+    return [name.strip() for name in value.split(",") if name.strip()] if value else []
+
+
+def fine_tuning(db: Session, parent: Weights, dataset: Dataset) -> str:
+    """§11's first matching rule: inherit the network, or cut it at `layer_to_remove` for a new head (else 400)."""
+    if parent.dataset_id == dataset.id:
+        return INHERIT
+    if parent.dataset_id is not None:
+        trained_on = db.get(Dataset, parent.dataset_id)
+        if trained_on is not None and _classes(trained_on.classes) == _classes(dataset.classes):
+            return INHERIT
+    elif parent.classes and dataset.classes and _classes(parent.classes) == _classes(dataset.classes):
+        return INHERIT
+    if parent.layer_to_remove and dataset.task_id != 3:  # detection weights are never cut
+        return NEW_HEAD
+    raise InputError(f"The Model weight with id `{parent.id}` cannot be used with dataset {dataset.id}.")
+
+
+def usable_on(db: Session, weights: list[Weights], dataset: Dataset) -> list[Weights]:
+    """The weights for which the fine-tuning rules do not end in a refusal (`weights?dataset_id=`)."""
+    kept = []
+    for w in weights:
+        try:
+            fine_tuning(db, w, dataset)
+        except InputError:
+            continue
+        kept.append(w)
+    return kept
+
+
+def _graph_dims(path: Path) -> tuple[list[int | None], list[int | None]]:
+    """Static dimensions (None when symbolic) of the first graph input and the first output."""
+    graph = onnx.load(str(path), load_external_data=False).graph
+    initializers = {init.name for init in graph.initializer}
+    first = next(i for i in graph.input if i.name not in initializers)
+
+    def dims(value: Any) -> list[int | None]:
+        return [d.dim_value if d.HasField("dim_value") else None for d in value.type.tensor_type.shape.dim]
+
+    return dims(first), dims(graph.output[0])
+
+
+def create_training(db: Session, user: User, body: dict[str, Any], storage: Path) -> tuple[Process, Weights]:
+    """Every check of `POST train` in the documented order, then the new weights, process and training record."""
+    project_id, dataset_id, weights_id = _int(body, "project_id"), _int(body, "dataset_id"), _int(body, "weights_id")
+    project = get_project(db, user, project_id, need=OWN)
+    parent = get_weights(db, user, weights_id)
+    if not parent.is_active:
+        raise InputError(f"Weights {parent.id} are not ready")
+    dataset = get_dataset(db, user, dataset_id)
+    model = db.get(ArchModel, parent.model_id)
+    if model.task_id != dataset.task_id:
+        raise InputError("Model and dataset must belong to the same task")
+    if model.task_id != project.task_id:
+        project_task, model_task = get_task(db, project.task_id).name, get_task(db, model.task_id).name
+        raise InputError(f"Project task {project_task} does not match model task {model_task}")
+    if model.task_id not in TRAINABLE_TASKS:
+        raise InputError(f"this server cannot train {get_task(db, model.task_id).name} models")
+    spec = spec_of(dataset, storage)
+    training_ids = spec.ids("training")
+    if not training_ids:
+        raise InputError(f"dataset {dataset.id} has an empty training split")
+    unlabelled = [i for i in training_ids if spec.samples[i].label is None and not spec.samples[i].values]
+    if unlabelled:
+        raise InputError(f"dataset {dataset.id}: training image {unlabelled[0]} has no label")
+    input_dims, output_dims = _graph_dims(file_path(storage, parent.id))
+    spatial = input_dims[-2:]
+    static = (spatial[0], spatial[1]) if None not in spatial and 0 not in spatial else None
+    user_values = parse_user_properties(db, body.get("properties"))
+    resolved = resolve(
+        db, model_id=model.id, dataset_id=dataset.id, task_id=model.task_id, user_values=user_values, static_size=static
+    )
+    plan = fine_tuning(db, parent, dataset)
+    if plan == INHERIT and model.task_id in (1, 4):
+        classes = _classes(dataset.classes)
+        if len(output_dims) == 2 and output_dims[1] and classes and output_dims[1] != len(classes):
+            raise InputError(
+                f"weights {parent.id} output {output_dims[1]} classes but dataset {dataset.id} has {len(classes)}"
+            )
+    if body.get("task_manager") not in (None, "CELERY"):
+        raise InputError(f"task_manager {body['task_manager']!r} is not supported")
+
+    stamp = now()
+    weights = Weights(
+        name=f"{model.name}_{dataset.name}_{stamp:%Y-%m-%d_%H:%M:%S}",
+        model_id=model.id,
+        dataset_id=dataset.id,
+        pretrained_on=parent.id,
+        public=False,
+        layer_to_remove=FINAL_LAYER if plan == NEW_HEAD else parent.layer_to_remove,
+        is_active=False,
+        classes=dataset.classes,
+        members=[WeightsMember(user_id=user.id, permission=OWN)],
+    )
+    db.add(weights)
+    db.flush()
+    settings = {**resolved, "fine_tuning": plan, "cut_at": parent.layer_to_remove if plan == NEW_HEAD else None}
+    process = Process(
+        id=str(uuid.uuid4()),
+        process_type="training",
+        project_id=project.id,
+        user_id=user.id,
+        weights_id=parent.id,
+        dataset_id=dataset.id,
+        state="pending",
+        settings=json.dumps(settings),
+        created=stamp,
+        updated=stamp,
+    )
+    db.add(process)
+    db.flush()
+    weights.process_id = process.id
+    ids = {p.name: p.id for p in db.scalars(select(Property))}
+    training = Training(
+        process_id=process.id,
+        weights_id=weights.id,
+        settings=[TrainingSetting(property_id=ids[name], value=value) for name, value in resolved.items()],
+    )
+    db.add(training)
+    db.flush()
+    return process, weights
+
+
+def list_trainings(db: Session, user: User, project_id: int, weights_id: int | None) -> list[Training]:
+    get_project(db, user, project_id)
+    query = select(Training).join(Process, Training.process_id == Process.id).where(Process.project_id == project_id)
+    if weights_id is not None:
+        query = query.where(Training.weights_id == weights_id)
+    return list(db.scalars(query.order_by(Training.id)))
+
+
+def training_json(training: Training) -> dict[str, Any]:
+    process = training.process
+    return {
+        "id": training.id,
+        "celery_id": process.id,
+        "project_id": process.project_id,
+        "modelweights_id": training.weights_id,
+        "created": process.created.isoformat(),
+        "updated": process.updated.isoformat(),
+        "process_status": process.state,
+    }
+
+
+def training_settings(db: Session, user: User, training_id: int, property_id: int | None) -> list[dict[str, Any]]:
+    training = db.get(Training, training_id)
+    if training is None:
+        raise NotFound(f"training {training_id} not found")
+    get_project(db, user, training.process.project_id)
+    rows = [
+        {"id": s.id, "value": s.value, "training_id": training.id, "property_id": s.property_id}
+        for s in training.settings
+        if property_id is None or s.property_id == property_id
+    ]
+    if property_id is None:
+        produced = db.get(Weights, training.weights_id) if training.weights_id else None
+        rows.append(
+            {
+                "dataset_id": training.process.dataset_id,
+                "model_id": produced.model_id if produced else None,
+                "modelweights_id": training.weights_id,
+            }
+        )
+    return rows

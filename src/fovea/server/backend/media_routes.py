@@ -1,0 +1,47 @@
+"""`videos`: uploads that deployed sessions run on by id (the Supervisely dialect's `videoId`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from starlette.datastructures import UploadFile
+
+from fovea.platform import media
+from fovea.platform.errors import InputError
+from fovea.server.backend.deps import DB, BackendRoute, CurrentUser, database, settings
+
+router = APIRouter(route_class=BackendRoute)
+
+
+@router.post("/videos", status_code=201)
+async def upload_video(request: Request, user: CurrentUser) -> dict[str, Any]:
+    form = await request.form()
+    upload = form.get("video_data")
+    if not isinstance(upload, UploadFile):
+        raise InputError("video_data (a video file) is required")
+    data = await upload.read()
+    path = None
+    try:
+        with database(request).transaction() as db:
+            video, path = media.create_video(
+                db, db.merge(user), upload.filename or "", data, settings(request).storage_dir
+            )
+            return media.video_json(video)
+    except Exception:
+        if path is not None:  # the row did not commit: the file goes too
+            path.unlink(missing_ok=True)
+        raise
+
+
+@router.get("/videos")
+async def list_videos(user: CurrentUser, db: DB) -> list[dict[str, Any]]:
+    return [media.video_json(v) for v in media.list_videos(db, user)]
+
+
+@router.delete("/videos/{video_id}", status_code=204)
+async def delete_video(video_id: int, request: Request, user: CurrentUser) -> Response:
+    with database(request).transaction() as db:
+        path = media.delete_video(db, db.merge(user), video_id, settings(request).storage_dir)
+    path.unlink(missing_ok=True)
+    return Response(status_code=204)

@@ -1,0 +1,42 @@
+"""`train`, `trainings` and `trainingSettings`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from fovea.platform import trainings
+from fovea.platform.errors import InputError
+from fovea.server.backend.deps import DB, BackendRoute, CurrentUser, database, json_body, settings
+from fovea.server.backend.process_routes import launch
+
+router = APIRouter(route_class=BackendRoute)
+
+
+@router.post("/train", status_code=201)
+async def train(request: Request, user: CurrentUser) -> dict[str, Any]:
+    body = await json_body(request)
+    with database(request).transaction() as db:
+        process, weights = trainings.create_training(db, db.merge(user), body, settings(request).storage_dir)
+        process_id, weights_id = process.id, weights.id
+    launch(request, "training", process_id)
+    return {"result": "ok", "process_id": process_id, "weight_id": weights_id}
+
+
+@router.get("/trainings")
+async def list_trainings(
+    user: CurrentUser, db: DB, project_id: int | None = None, modelweights_id: int | None = None
+) -> list[dict[str, Any]]:
+    if project_id is None:
+        raise InputError("Missing required parameter `project_id`")
+    return [trainings.training_json(t) for t in trainings.list_trainings(db, user, project_id, modelweights_id)]
+
+
+@router.get("/trainingSettings")
+async def training_settings(
+    user: CurrentUser, db: DB, training_id: int | None = None, property_id: int | None = None
+) -> list[dict[str, Any]]:
+    if training_id is None:
+        raise InputError("Missing required parameter `training_id`")
+    return trainings.training_settings(db, user, training_id, property_id)

@@ -1,0 +1,1 @@
+"""Training: augmentations, networks, the training loop (needs the `train` extra)."""
