@@ -97,7 +97,7 @@ def test_a_killed_worker_fails_its_process_and_a_new_worker_runs_the_next(celery
 
     client = celery_backend
     headers = bearer(login(client))
-    dataset_id = upload(client, headers, digits_zip).json()["id"]
+    dataset_id = upload(client, headers, digits_zip, ctype="GRAY").json()["id"]
     model_id = client.post("/backend/models", json={"name": "LeNet", "task_id": 1}, headers=headers).json()["id"]
     weights = client.post(
         "/backend/weights",
