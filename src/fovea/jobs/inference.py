@@ -9,10 +9,11 @@ from pathlib import Path
 from fovea.core.engines.onnxruntime import default_threads
 from fovea.core.formats import to_canonical, to_deephealth_value
 from fovea.core.predictions import Task
-from fovea.jobs.progress import finish, now, run_job, write_line
+from fovea.jobs.progress import claim, finish, run_job, write_line
 from fovea.paths import atomic_path
 from fovea.platform.db import Database
-from fovea.platform.models import Dataset, Process, Weights
+from fovea.platform.models import Dataset, Weights
+from fovea.platform.weights import file_path
 
 MASK_ROUTE = "media/{process_id}/{image_id}.png"
 MIN_ENGINE_BATCH = 16
@@ -32,15 +33,14 @@ def _run(db: Database, process_id: str, storage: Path) -> None:
     from fovea.datasets import load_dataset_yaml
 
     with db.transaction() as session:
-        process = session.get(Process, process_id)
-        if process is None or process.state != "pending":
+        process = claim(session, process_id)
+        if process is None:
             return
-        process.state, process.updated = "running", now()
-        weights = session.get(Weights, process.weights_id)
-        dataset = session.get(Dataset, process.dataset_id)
+        weights = session.get(Weights, process.weights_id) if process.weights_id else None
+        dataset = session.get(Dataset, process.dataset_id) if process.dataset_id else None
         if weights is None or dataset is None:
             raise RuntimeError("the weights or the dataset were deleted")
-        weights_file = storage / "weights" / f"{weights.id}.onnx"
+        weights_file = file_path(storage, weights.id)
         yaml_path = storage / dataset.path
         settings = json.loads(process.settings)
         image_name = process.image_name

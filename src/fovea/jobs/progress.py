@@ -11,6 +11,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from sqlalchemy.orm import Session
+
 from fovea.platform.db import Database
 from fovea.platform.models import Process, ProgressLine
 
@@ -35,6 +37,16 @@ def run_job(body: Callable[[Database, str, Path], None], process_id: str, db_url
         finish(db, process_id, "failed", f"Error - {type(exc).__name__}: {exc}")
     finally:
         db.dispose()
+
+
+def claim(session: Session, process_id: str) -> Process | None:
+    """The process, moved from pending to running; None when it is gone or no longer pending (stopped, or a
+    redelivered message for a process that already ran)."""
+    process = session.get(Process, process_id)
+    if process is None or process.state != "pending":
+        return None
+    process.state, process.updated = "running", now()
+    return process
 
 
 def mark_failed(db_url: str, process_id: str, reason: str) -> None:

@@ -12,13 +12,14 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from fovea.core.predictions import Task
 from fovea.platform.allowed_properties import check_value, satisfies
 from fovea.platform.errors import InputError
 from fovea.platform.models import AllowedProperty, Property
+from fovea.platform.onnx_check import TASKS_BY_ID
 
 TRAINING_NEEDS = ("Learning rate", "Loss function", "Epochs", "Batch size", "Metric", "Input height", "Input width")
 INFERENCE_RELEVANT = ("Batch size", "Input height", "Input width", "Metric", "Test augmentations")
-CLASSIFICATION, SEGMENTATION, MULTILABEL, REGRESSION = 1, 2, 4, 5
 REGRESSION_LOSSES = {"mean_squared_error"}
 REGRESSION_METRICS = {"mean_squared_error", "mean_absolute_error", "mean_relative_error"}
 
@@ -106,11 +107,12 @@ def _rows(db: Session, model_id: int, dataset_id: int | None) -> dict[int, Allow
 
 def _check_task_fit(resolved: dict[str, str], task_id: int) -> None:
     loss, metric = resolved.get("Loss function"), resolved.get("Metric")
-    if task_id in (CLASSIFICATION, MULTILABEL):
+    task = TASKS_BY_ID.get(task_id)
+    if task in (Task.CLASSIFICATION, Task.MULTILABEL):
         for name, value in (("Loss function", loss), ("Metric", metric)):
             if value == "dice":
                 raise InputError(f"Invalid value for property '{name}': dice does not apply to classification")
-    if task_id == REGRESSION:
+    if task is Task.REGRESSION:
         if loss is not None and loss not in REGRESSION_LOSSES:
             raise InputError("Invalid value for property 'Loss function': regression trains with mean_squared_error")
         if metric is not None and metric not in REGRESSION_METRICS:

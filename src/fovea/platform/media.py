@@ -15,13 +15,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fovea.core.io import probe_video
+from fovea.core.io.video import VIDEO_SUFFIXES
 from fovea.platform.auth import now
 from fovea.platform.datasets import get_dataset, spec_of
 from fovea.platform.db import Database
 from fovea.platform.errors import InputError, NotFound
 from fovea.platform.models import User, Video
-
-VIDEO_SUFFIXES = {".mp4", ".mkv", ".avi", ".webm", ".mov", ".m4v", ".mpg", ".mpeg"}
 
 
 def video_json(video: Video, info: dict[str, Any] | None = None) -> dict[str, Any]:

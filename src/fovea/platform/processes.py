@@ -36,7 +36,8 @@ def _uuid(value: Any) -> str:
         raise InputError(f"{value!r} is not a process id (UUID)") from None
 
 
-def _int(body: dict[str, Any], key: str) -> int:
+def required_int(body: dict[str, Any], key: str) -> int:
+    """A body field that must be an integer (400 naming it otherwise)."""
     value = body.get(key)
     if not isinstance(value, int) or isinstance(value, bool):
         raise InputError(f"{key} is required and must be an integer", {"fields": {key: ["This field is required."]}})
@@ -55,8 +56,8 @@ def _settings(db: Session, model: ArchModel, dataset_id: int | None, properties:
 def _common_checks(db: Session, user: User, body: dict[str, Any]) -> tuple[Any, Weights, ArchModel]:
     if body.get("task_manager") not in (None, "CELERY"):
         raise InputError(f"task_manager {body['task_manager']!r} is not supported")
-    project = get_project(db, user, _int(body, "project_id"), need=OWN)
-    weights = get_weights(db, user, _int(body, "modelweights_id"))
+    project = get_project(db, user, required_int(body, "project_id"), need=OWN)
+    weights = get_weights(db, user, required_int(body, "modelweights_id"))
     if not weights.is_active:
         raise InputError(f"Weights {weights.id} are not ready")
     model = db.get(ArchModel, weights.model_id)
@@ -87,7 +88,7 @@ def _new_process(db: Session, user: User, project_id: int, weights_id: int, data
 
 def create_inference(db: Session, user: User, body: dict[str, Any], storage: Path) -> Process:
     project, weights, model = _common_checks(db, user, body)
-    dataset = get_dataset(db, user, _int(body, "dataset_id"))
+    dataset = get_dataset(db, user, required_int(body, "dataset_id"))
     if dataset.task_id != model.task_id:
         raise InputError("Model and dataset must belong to the same task")
     if not spec_of(dataset, storage).ids("test"):
@@ -99,6 +100,8 @@ def create_inference(db: Session, user: User, body: dict[str, Any], storage: Pat
 def create_single(db: Session, user: User, body: dict[str, Any], storage: Path, limits: Any) -> tuple[Process, Path]:
     """Store the one image as a hidden single-image dataset; returns the process and that dataset's folder."""
     project, weights, model = _common_checks(db, user, body)
+    forced = {"Batch size": "1", "Epochs": "1"}
+    settings = json.dumps({**_settings(db, model, None, body.get("properties")), **forced})  # before any write
     url, data_url = body.get("image_url"), body.get("image_data")
     if bool(url) == bool(data_url):
         raise InputError("send exactly one of `image_url` and `image_data`")
@@ -124,7 +127,6 @@ def create_single(db: Session, user: User, body: dict[str, Any], storage: Path, 
     )
     db.add(dataset)
     db.flush()
-    settings = json.dumps({**_settings(db, model, None, body.get("properties")), "Batch size": "1", "Epochs": "1"})
     process = _new_process(db, user, project.id, weights.id, dataset.id, settings=settings, image_name=str(url or name))
     return process, folder
 

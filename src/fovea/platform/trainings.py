@@ -28,23 +28,17 @@ from fovea.platform.models import (
     Weights,
     WeightsMember,
 )
+from fovea.platform.processes import required_int
 from fovea.platform.projects import get_project
-from fovea.platform.weights import file_path, get_weights
+from fovea.platform.weights import class_list, file_path, get_weights
 
-TRAINABLE_TASKS = {1: "Classification", 2: "Segmentation", 4: "Multi-label classification", 5: "Regression"}
+TRAINABLE_TASKS = {1, 2, 4, 5}  # classification, segmentation, multi-label, regression: no detection trainer
 INHERIT, NEW_HEAD = "inherit", "new head"
 FINAL_LAYER = "final_layer"
 
 
-def _int(body: dict[str, Any], key: str) -> int:
-    value = body.get(key)
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise InputError(f"{key} is required and must be an integer", {"fields": {key: ["This field is required."]}})
-    return value
-
-
-def _classes(value: str | None) -> list[str]:
-    return [name.strip() for name in value.split(",") if name.strip()] if value else []
+def _names(value: str | None) -> list[str]:
+    return class_list(value) or []
 
 
 def fine_tuning(db: Session, parent: Weights, dataset: Dataset) -> str:
@@ -53,9 +47,9 @@ def fine_tuning(db: Session, parent: Weights, dataset: Dataset) -> str:
         return INHERIT
     if parent.dataset_id is not None:
         trained_on = db.get(Dataset, parent.dataset_id)
-        if trained_on is not None and _classes(trained_on.classes) == _classes(dataset.classes):
+        if trained_on is not None and _names(trained_on.classes) == _names(dataset.classes):
             return INHERIT
-    elif parent.classes and dataset.classes and _classes(parent.classes) == _classes(dataset.classes):
+    elif parent.classes and dataset.classes and _names(parent.classes) == _names(dataset.classes):
         return INHERIT
     if parent.layer_to_remove and dataset.task_id != 3:  # detection weights are never cut
         return NEW_HEAD
@@ -88,7 +82,11 @@ def _graph_dims(path: Path) -> tuple[list[int | None], list[int | None]]:
 
 def create_training(db: Session, user: User, body: dict[str, Any], storage: Path) -> tuple[Process, Weights]:
     """Every check of `POST train` in the documented order, then the new weights, process and training record."""
-    project_id, dataset_id, weights_id = _int(body, "project_id"), _int(body, "dataset_id"), _int(body, "weights_id")
+    project_id, dataset_id, weights_id = (
+        required_int(body, "project_id"),
+        required_int(body, "dataset_id"),
+        required_int(body, "weights_id"),
+    )
     project = get_project(db, user, project_id, need=OWN)
     parent = get_weights(db, user, weights_id)
     if not parent.is_active:
@@ -118,7 +116,7 @@ def create_training(db: Session, user: User, body: dict[str, Any], storage: Path
     )
     plan = fine_tuning(db, parent, dataset)
     if plan == INHERIT and model.task_id in (1, 4):
-        classes = _classes(dataset.classes)
+        classes = _names(dataset.classes)
         if len(output_dims) == 2 and output_dims[1] and classes and output_dims[1] != len(classes):
             raise InputError(
                 f"weights {parent.id} output {output_dims[1]} classes but dataset {dataset.id} has {len(classes)}"

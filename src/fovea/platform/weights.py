@@ -62,7 +62,8 @@ def list_weights(db: Session, user: User, model_id: int, include_inactive: bool 
     return list(db.scalars(query))
 
 
-def _classes(value: Any) -> list[str] | None:
+def class_list(value: Any) -> list[str] | None:
+    """Class names from a comma-separated string (as stored) or a list; None when there are none."""
     if value is None or value == "":
         return None
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
@@ -106,7 +107,7 @@ def create_weights(db: Session, user: User, fields: dict[str, Any], data: bytes 
     if model is None:
         raise InputError(f"model {model_id!r} does not exist", {"fields": {"model_id": ["Unknown model."]}})
     dataset = _dataset(db, user, fields.get("dataset_id"), model.task_id)
-    classes = _classes(fields.get("classes"))
+    classes = class_list(fields.get("classes"))
     layer = fields.get("layer_to_remove") or None
     card = validate_onnx(data, model.task_id, classes, layer) if data is not None else None
     if classes is None and card is not None and card.classes:
@@ -159,7 +160,7 @@ def update_weights(
     name = body.get("name", w.name)
     if not isinstance(name, str) or not 1 <= len(name) <= 200:
         raise InputError("name must be 1-200 characters")
-    classes = _classes(body["classes"]) if "classes" in body else _classes(w.classes)
+    classes = class_list(body["classes"]) if "classes" in body else class_list(w.classes)
     layer = body.get("layer_to_remove", w.layer_to_remove) or None
     if "classes" in body or "layer_to_remove" in body:
         model = db.get(ArchModel, w.model_id)

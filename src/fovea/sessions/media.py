@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".mov", ".webm", ".mpg", ".mpeg"}
+from fovea.core.io.video import VIDEO_SUFFIXES
 
 
 class MediaFolder:

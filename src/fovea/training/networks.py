@@ -31,8 +31,7 @@ def cut_graph(model: onnx.ModelProto, layer: str) -> onnx.ModelProto:
     if index is None:
         raise NetworkError(f"the graph has no node named {layer!r}")
     feed = graph.node[index].input[0]
-    removed, tainted = set(), set(graph.node[index].output)
-    removed.add(index)
+    removed, tainted = {index}, set(graph.node[index].output)
     for i, node in enumerate(graph.node[index + 1 :], start=index + 1):  # graph nodes are topologically sorted
         if tainted.intersection(node.input):
             removed.add(i)
@@ -46,8 +45,7 @@ def cut_graph(model: onnx.ModelProto, layer: str) -> onnx.ModelProto:
         [onnx.helper.make_tensor_value_info(feed, onnx.TensorProto.FLOAT, None)],
         [init for init in graph.initializer if init.name in used],
     )
-    result = onnx.helper.make_model(cut, opset_imports=model.opset_import, ir_version=model.ir_version)
-    return result
+    return onnx.helper.make_model(cut, opset_imports=model.opset_import, ir_version=model.ir_version)
 
 
 def _convert(model: onnx.ModelProto) -> nn.Module:

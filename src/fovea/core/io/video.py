@@ -22,6 +22,7 @@ from fovea.core.io.media import Image
 from fovea.errors import InputError, LimitExceeded
 
 VideoSource = bytes | str | Path
+VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".avi", ".mkv", ".mov", ".webm", ".mpg", ".mpeg"})  # files taken as videos
 
 # Seeking costs a decoder flush and a keyframe interval of decoding: only worth it to skip more frames.
 SEEK_MIN_GAP = 16
