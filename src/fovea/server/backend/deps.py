@@ -46,7 +46,8 @@ def transaction(request: Request) -> Iterator[Session]:
         yield session
 
 
-DB = Annotated[Session, Depends(transaction)]
+# Committed before the response is sent ("function" scope): a client that got 201 must find the row on its next call.
+DB = Annotated[Session, Depends(transaction, scope="function")]
 
 
 def current_user(request: Request, db: DB) -> User:
