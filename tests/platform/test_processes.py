@@ -4,9 +4,11 @@ import base64
 import time
 import uuid
 
+import cv2
+import numpy as np
 import pytest
 
-from tests.platform.conftest import bearer, login
+from tests.platform.conftest import bearer, login, register
 from tests.platform.test_datasets import upload as upload_dataset
 
 
@@ -77,6 +79,49 @@ def test_inference_single_from_a_data_url(backend, digits_setup, zoo_dir):
     scores = eval(value)[0]
     assert name.startswith("UserImage") and name.endswith(".png") and scores.index(max(scores)) == 0
     assert all(d["name"] != name for d in backend.get("/backend/datasets", headers=headers).json())  # hidden
+
+
+def test_single_image_with_settings_canonical_output_and_its_input_image(backend, digits_setup, zoo_dir):
+    headers, ids = digits_setup
+    weights = backend.get(f"/backend/weights/{ids['modelweights_id']}", headers=headers).json()
+    assert weights["settings"] == {"top_k": 3}  # the defaults of its card
+    png = (zoo_dir / "digits" / "images" / "digit_0000.png").read_bytes()  # a zero
+    body = {"modelweights_id": ids["modelweights_id"], "project_id": ids["project_id"],
+            "image_data": "data:image/png;base64," + base64.b64encode(png).decode()}  # fmt: skip
+    storage = backend.settings.storage_dir
+    folders = set((storage / "datasets").iterdir())
+    for settings, message in (({"top_k": 0}, "top_k must be a positive integer"), ({"colour": 1}, "acceptable keys")):
+        refused = backend.post("/backend/inferenceSingle", json={**body, "settings": settings}, headers=headers)
+        assert refused.status_code == 400 and message in refused.json()["error"]
+    assert set((storage / "datasets").iterdir()) == folders  # a refused image leaves no file behind
+    assert backend.get(f"/backend/inference?project_id={ids['project_id']}", headers=headers).json() == []
+    launched = backend.post("/backend/inferenceSingle", json={**body, "settings": {"top_k": 2}}, headers=headers)
+    process_id = launched.json()["process_id"]
+    assert wait(backend, headers, process_id)["status"]["process_status"] == "finished"
+    [prediction] = backend.get(f"/backend/output?process_id={process_id}&format=json", headers=headers).json()[
+        "predictions"
+    ]
+    assert prediction["classes"][0]["name"] == "0" and len(prediction["classes"]) == 2
+    thumb = backend.get(f"/backend/processes/{process_id}/images/0/thumbnail?size=64", headers=headers)
+    assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/jpeg"
+    decoded = cv2.imdecode(np.frombuffer(thumb.content, np.uint8), cv2.IMREAD_GRAYSCALE)
+    original = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_GRAYSCALE)
+    assert decoded.shape == original.shape  # never enlarged
+    assert np.abs(decoded.astype(int) - original.astype(int)).mean() < 12  # the same picture, through JPEG
+    stranger = register(backend, "stranger")
+    assert backend.get(f"/backend/processes/{process_id}/images/0/thumbnail", headers=stranger).status_code == 404
+
+
+def test_dataset_thumbnails(backend, digits_setup, zoo_dir):
+    headers, ids = digits_setup
+    base = f"/backend/datasets/{ids['dataset_id']}/images"
+    first = backend.get(f"{base}?limit=1", headers=headers).json()[0]
+    thumb = backend.get(f"{base}/{first['id']}/thumbnail", headers=headers)
+    assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/jpeg"
+    assert cv2.imdecode(np.frombuffer(thumb.content, np.uint8), cv2.IMREAD_COLOR).shape == (8, 8, 3)
+    assert backend.get(f"{base}/0/thumbnail?size=8", headers=headers).status_code == 400
+    assert backend.get(f"{base}/99999/thumbnail", headers=headers).status_code == 404
+    assert backend.get(f"{base}/0/thumbnail", headers=register(backend, "outsider")).status_code == 404
 
 
 def test_launch_errors(backend, digits_setup):

@@ -13,6 +13,7 @@ from fovea.jobs.progress import claim, finish, run_job, write_line
 from fovea.paths import atomic_path
 from fovea.platform.db import Database
 from fovea.platform.models import Dataset, Weights
+from fovea.platform.processes import SETTINGS_KEY
 from fovea.platform.weights import file_path
 
 MASK_ROUTE = "media/{process_id}/{image_id}.png"
@@ -63,7 +64,7 @@ def _run(db: Database, process_id: str, storage: Path) -> None:
     for start in range(0, len(ids), window):
         window_ids = ids[start : start + window]
         paths = [yaml_path.parent / str(_first(spec.samples[i].location)) for i in window_ids]
-        predictions = model.predict_batch(paths, batch_size=engine_batch)
+        predictions = model.predict_batch(paths, settings.get(SETTINGS_KEY), batch_size=engine_batch)
         for offset in range(0, len(window_ids), batch_size):
             for image_id, prediction in zip(
                 window_ids[offset : offset + batch_size], predictions[offset : offset + batch_size], strict=True

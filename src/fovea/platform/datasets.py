@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import shutil
 import uuid
 from pathlib import Path
 from typing import Any
 
+import cv2
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from fovea.core.io import sniff
+from fovea.core.io import Volume, read_input, sniff
 from fovea.datasets import DatasetSpec, load_dataset_yaml
 from fovea.platform.archives import extract_zip, find_dataset_yaml
 from fovea.platform.errors import Forbidden, InputError, NotFound
@@ -60,7 +62,19 @@ def list_datasets(db: Session, user: User, task_id: int | None = None) -> list[D
 
 
 def spec_of(d: Dataset, storage: Path) -> DatasetSpec:
-    return load_dataset_yaml(storage / d.path, segmentation=d.task_id == SEGMENTATION)
+    """The dataset's parsed YAML (shared, treat as read-only): parsing a few thousand entries takes a quarter second,
+    and browsing asks for it once per thumbnail."""
+    path = storage / d.path
+    try:
+        stat = path.stat()
+    except OSError:
+        return load_dataset_yaml(path)  # raises the reader's one-line error
+    return _parsed(str(path), stat.st_mtime_ns, stat.st_size, d.task_id == SEGMENTATION)
+
+
+@functools.lru_cache(maxsize=16)
+def _parsed(path: str, mtime_ns: int, size: int, segmentation: bool) -> DatasetSpec:
+    return load_dataset_yaml(Path(path), segmentation=segmentation)
 
 
 def create_dataset(
@@ -174,3 +188,24 @@ def images(spec: DatasetSpec, split: str | None, offset: int, limit: int | None)
             }
         )
     return rows[offset : None if limit is None else offset + limit]
+
+
+def thumbnail(d: Dataset, storage: Path, image_id: int, size: int) -> bytes:
+    """A JPEG of one dataset image, its longer side at most `size` pixels (a volume shows its middle slice)."""
+    spec = spec_of(d, storage)
+    if not 0 <= image_id < len(spec.samples):
+        raise NotFound(f"dataset {d.id} has no image {image_id}")
+    location = spec.samples[image_id].location
+    path = (storage / d.path).parent / (location[0] if isinstance(location, list) else location)
+    item = read_input(path)
+    if isinstance(item, Volume):
+        pixels = cv2.cvtColor(item.to_uint8()[item.voxels.shape[0] // 2], cv2.COLOR_GRAY2RGB)
+    else:
+        pixels = item.pixels
+    h, w = pixels.shape[:2]
+    scale = min(1.0, size / max(h, w))
+    small = cv2.resize(pixels, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    ok, encoded = cv2.imencode(".jpg", cv2.cvtColor(small, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85])
+    if not ok:
+        raise InputError(f"image {image_id} cannot be shown")
+    return encoded.tobytes()

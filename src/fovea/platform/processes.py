@@ -14,7 +14,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from fovea.core.card import ModelCard
 from fovea.core.io import fetch_url, sniff
+from fovea.core.settings import resolve_settings
 from fovea.datasets import write_dataset_yaml
 from fovea.platform.auth import now
 from fovea.platform.catalog import get_task
@@ -26,6 +28,7 @@ from fovea.platform.projects import get_project
 from fovea.platform.weights import get_weights
 
 NEEDS = ("Batch size",)
+SETTINGS_KEY = "settings"  # the inference settings (thresholds, classes) beside the resolved hyperparameters
 EXTENSIONS = {"png": "png", "jpeg": "jpg", "bmp": "bmp", "tiff": "tif", "dicom": "dcm", "nifti": "nii.gz"}
 
 
@@ -51,6 +54,19 @@ def _settings(db: Session, model: ArchModel, dataset_id: int | None, properties:
         db, model_id=model.id, dataset_id=dataset_id, task_id=model.task_id, user_values=user_values, needs=NEEDS
     )
     return {name: value for name, value in resolved.items() if name in INFERENCE_RELEVANT}
+
+
+def _inference_settings(weights: Weights, body: dict[str, Any]) -> dict[str, Any]:
+    """The optional `settings` (conf_thres, top_k, classes...), checked against the weights' card before any write."""
+    overrides = body.get("settings")
+    if overrides is None:
+        return {}
+    if not isinstance(overrides, dict):
+        raise InputError("settings must be an object such as {\"conf_thres\": 0.5}")
+    if weights.card is None:
+        raise InputError(f"weights {weights.id} have no model card, so they take no inference settings")
+    resolve_settings(ModelCard.from_json(weights.card), overrides)
+    return overrides
 
 
 def _common_checks(db: Session, user: User, body: dict[str, Any]) -> tuple[Any, Weights, ArchModel]:
@@ -93,7 +109,8 @@ def create_inference(db: Session, user: User, body: dict[str, Any], storage: Pat
         raise InputError("Model and dataset must belong to the same task")
     if not spec_of(dataset, storage).ids("test"):
         raise InputError(f"dataset {dataset.id} has an empty test split")
-    settings = _settings(db, model, dataset.id, body.get("properties"))
+    settings: dict[str, Any] = _settings(db, model, dataset.id, body.get("properties"))
+    settings[SETTINGS_KEY] = _inference_settings(weights, body)
     return _new_process(db, user, project.id, weights.id, dataset.id, settings=json.dumps(settings))
 
 
@@ -101,7 +118,8 @@ def create_single(db: Session, user: User, body: dict[str, Any], storage: Path, 
     """Store the one image as a hidden single-image dataset; returns the process and that dataset's folder."""
     project, weights, model = _common_checks(db, user, body)
     forced = {"Batch size": "1", "Epochs": "1"}
-    settings = json.dumps({**_settings(db, model, None, body.get("properties")), **forced})  # before any write
+    settings = {**_settings(db, model, None, body.get("properties")), **forced}  # checked before any write
+    settings[SETTINGS_KEY] = _inference_settings(weights, body)
     url, data_url = body.get("image_url"), body.get("image_data")
     if bool(url) == bool(data_url):
         raise InputError("send exactly one of `image_url` and `image_data`")
@@ -127,7 +145,9 @@ def create_single(db: Session, user: User, body: dict[str, Any], storage: Path, 
     )
     db.add(dataset)
     db.flush()
-    process = _new_process(db, user, project.id, weights.id, dataset.id, settings=settings, image_name=str(url or name))
+    process = _new_process(
+        db, user, project.id, weights.id, dataset.id, settings=json.dumps(settings), image_name=str(url or name)
+    )
     return process, folder
 
 

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from fovea.core.card import ModelCard
 from fovea.paths import atomic_path
 from fovea.platform.datasets import get_dataset
 from fovea.platform.errors import Forbidden, InputError, NotFound
@@ -32,6 +33,7 @@ def weights_json(w: Weights) -> dict[str, Any]:
         "layer_to_remove": w.layer_to_remove,
         "is_active": w.is_active,
         "classes": w.classes,
+        "settings": ModelCard.from_json(w.card).default_settings if w.card else None,
     }
 
 

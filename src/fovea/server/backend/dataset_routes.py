@@ -45,6 +45,18 @@ async def dataset_images(
     return datasets.images(spec, split, offset, limit)
 
 
+@router.get("/datasets/{dataset_id}/images/{image_id}/thumbnail")
+async def dataset_thumbnail(
+    dataset_id: int, image_id: int, request: Request, user: CurrentUser, db: DB, size: int = 160
+) -> Response:
+    """A small JPEG of one image, for browsing (the console's dataset view)."""
+    if not 16 <= size <= 1024:
+        raise InputError("size must be between 16 and 1024 pixels")
+    dataset = datasets.get_dataset(db, user, dataset_id)
+    data = await run_in_threadpool(datasets.thumbnail, dataset, settings(request).storage_dir, image_id, size)
+    return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
+
+
 @router.post("/datasets", status_code=201)
 async def create_dataset(request: Request, user: CurrentUser) -> dict[str, Any]:
     if request.headers.get("content-type", "").startswith("multipart/form-data"):

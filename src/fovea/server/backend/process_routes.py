@@ -8,14 +8,16 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse, JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 from fovea.core.card import ModelCard
 from fovea.core.formats import FORMATS, format_predictions, from_canonical
 from fovea.core.io import Limits
 from fovea.jobs.inference import outputs_dir
 from fovea.platform import processes
+from fovea.platform.datasets import thumbnail
 from fovea.platform.errors import InputError, NotFound
-from fovea.platform.models import Weights
+from fovea.platform.models import Dataset, Weights
 from fovea.server.backend.deps import DB, BackendRoute, CurrentUser, database, json_body, settings
 
 router = APIRouter(route_class=BackendRoute)
@@ -100,8 +102,10 @@ async def output(
         base = str(request.base_url).rstrip("/") + "/backend/"
         rows = [[name, value if not value.startswith("media/") else base + value] for name, value in stored["outputs"]]
         return JSONResponse({"outputs": rows})
-    if format not in FORMATS or format == "json":
-        raise InputError("format must be one of aicoco, supervisely, coco")
+    if format == "json":  # canonical predictions, as stored
+        return JSONResponse({"predictions": stored["predictions"], "classes": stored["classes"]})
+    if format not in FORMATS:
+        raise InputError(f"format must be one of {', '.join(FORMATS)}")
     weights = db.get(Weights, process.weights_id) if process.weights_id else None
     if weights is None or weights.card is None:
         raise InputError("these weights have no model card, so other formats are not available")
@@ -120,6 +124,21 @@ async def media(process_id: str, image_id: int, request: Request, user: CurrentU
     if process.state != "finished" or not path.is_file():
         raise NotFound("no such mask")
     return FileResponse(path, media_type="image/png")
+
+
+@router.get("/processes/{process_id}/images/{image_id}/thumbnail")
+async def process_image(
+    process_id: str, image_id: int, request: Request, user: CurrentUser, db: DB, size: int = 160
+) -> Response:
+    """An input image of a process as the server decoded it (the console draws results over it), as a JPEG."""
+    if not 16 <= size <= 1024:
+        raise InputError("size must be between 16 and 1024 pixels")
+    process = processes.get_process(db, user, process_id)
+    dataset = db.get(Dataset, process.dataset_id) if process.dataset_id else None
+    if dataset is None:
+        raise NotFound("this process has no input images")
+    data = await run_in_threadpool(thumbnail, dataset, settings(request).storage_dir, image_id, size)
+    return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
 
 
 @router.post("/stopProcess")
