@@ -1,12 +1,10 @@
 """Seeds 003 ("Train a neural network") and 000 ("Inference with our data"), step by step over HTTP against a
 real `fovea serve` process: on the embedded defaults, and on PostgreSQL with a Celery worker over Redis."""
 
-import contextlib
 import http.server
 import os
 import random
 import re
-import shutil
 import subprocess
 import sys
 import threading
@@ -19,7 +17,7 @@ import psycopg
 import pytest
 
 from tests.platform.conftest import PG_ADMIN
-from tests.server.conftest import free_port
+from tests.platform.server import fovea_serve, fresh_home
 
 ADMIN_PASSWORD = "tutorial-admin-7"
 
@@ -27,59 +25,35 @@ ADMIN_PASSWORD = "tutorial-admin-7"
 @pytest.fixture(scope="module", params=["sqlite+local", "postgresql+celery"])
 def platform_url(request, zoo_dir, tmp_path_factory):
     """A real `fovea serve` on a fresh home: on its embedded defaults, or on PostgreSQL with a Celery worker."""
-    home = tmp_path_factory.mktemp("home")
-    shutil.copytree(zoo_dir, home / "zoo")  # the demo zoo is already built: the server only seeds it
-    port = free_port()
+    home = fresh_home(zoo_dir, tmp_path_factory.mktemp("home"))
+    if request.param == "sqlite+local":
+        with fovea_serve(home, ADMIN_PASSWORD) as url:
+            yield url, home
+        return
+    database = f"fovea_seed_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{database}"')
+    broker = f"redis://127.0.0.1:6379/{random.randint(1, 15)}"
     env = {
-        **os.environ,
-        "FOVEA_HOME": str(home),
-        "FOVEA_ADMIN_PASSWORD": ADMIN_PASSWORD,
-        "FOVEA_ALLOW_URL_HOSTS": '["127.0.0.1"]',
+        "FOVEA_DATABASE_URL": PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
+        + f"/{database}",
+        "FOVEA_EXECUTOR": "celery",
+        "FOVEA_BROKER_URL": broker,
     }
-    helpers = []
-    database = None
-    if request.param == "postgresql+celery":
-        database = f"fovea_seed_{uuid.uuid4().hex[:12]}"
-        with psycopg.connect(PG_ADMIN, autocommit=True) as connection:
-            connection.execute(f'CREATE DATABASE "{database}"')
-        broker = f"redis://127.0.0.1:6379/{random.randint(1, 15)}"
-        env |= {
-            "FOVEA_DATABASE_URL": PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
-            + f"/{database}",
-            "FOVEA_EXECUTOR": "celery",
-            "FOVEA_BROKER_URL": broker,
-        }
-        helpers.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "fovea.cli", "worker", "--broker", broker],
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-        )
-    process = subprocess.Popen(
-        [sys.executable, "-m", "fovea.cli", "serve", "--port", str(port)],
-        env=env,
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "fovea.cli", "worker", "--broker", broker],
+        env={**os.environ, "FOVEA_HOME": str(home), **env},
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
     )
-    url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(600):
-            if process.poll() is not None:
-                raise RuntimeError(process.stderr.read().decode())
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            time.sleep(0.2)
-        yield url, home
+        with fovea_serve(home, ADMIN_PASSWORD, **env) as url:
+            yield url, home
     finally:
-        for running in (process, *helpers):
-            running.terminate()
-            running.wait(20)
-        if database:
-            with psycopg.connect(PG_ADMIN, autocommit=True) as connection:
-                connection.execute(f'DROP DATABASE "{database}" WITH (FORCE)')
+        worker.terminate()
+        worker.wait(20)
+        with psycopg.connect(PG_ADMIN, autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE "{database}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="module")

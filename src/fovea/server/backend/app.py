@@ -32,6 +32,7 @@ from fovea.server.errors import install_http_error_handler
 from fovea.server.net import SessionHost
 from fovea.server.paths import NormalizePath
 from fovea.server.uploads import BodyLimit
+from fovea.web import mount_console
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +93,7 @@ def create_backend_app(settings: PlatformSettings, db: Database) -> ASGIApp:
     backend.include_router(session_routes.router)
     app.include_router(backend)
     app.include_router(ops.health_router)
+    mount_console(app)
     install_http_error_handler(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_upload_bytes)
     app.add_middleware(NormalizePath)
