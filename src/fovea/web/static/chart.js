@@ -1,6 +1,9 @@
 // Per-epoch loss and metric charts from a training's progress lines, as inline SVG.
 
-const LINE = /^(Train|Validation) - epoch \[(\d+)\/(\d+)\] - batch \[(\d+)\/(\d+)\] - loss=([\d.eE+-]+|nan|inf) - metric=([\d.eE+-]+|nan|inf)/;
+const NUMBER = String.raw`([\d.eE+-]+|nan|inf)`;
+const LINE = new RegExp(
+  String.raw`^(Train|Validation) - epoch \[(\d+)\/(\d+)\] - batch \[(\d+)\/(\d+)\] - loss=${NUMBER} - metric=${NUMBER}`,
+);
 const SVG = "http://www.w3.org/2000/svg";
 
 /** {Train: [{epoch, loss, metric}], Validation: [...]}: the last line of each epoch holds its means. */
@@ -57,7 +60,12 @@ export function chart(title, series, key) {
   }
   const legend = document.createElement("p");
   legend.className = "chart-legend";
-  legend.innerHTML = '<span class="train">■ training</span> <span class="validation">■ validation</span>';
+  for (const [name, cls] of [["training", "train"], ["validation", "validation"]]) {
+    const key = document.createElement("span");
+    key.className = cls;
+    key.textContent = `■ ${name} `;
+    legend.append(key);
+  }
   figure.append(caption, svg, legend);
   return figure;
 }

@@ -70,7 +70,9 @@ export async function datasetView(id) {
         h("small", {}, `#${image.id} · ${image.split.join(", ") || "no split"}`));
     }));
     pager.replaceChildren(
-      h("button", { class: "secondary", disabled: offset === 0, onclick: () => { offset -= PAGE; render(); } }, "Previous"),
+      h("button", {
+        class: "secondary", disabled: offset === 0, onclick: () => { offset -= PAGE; render(); },
+      }, "Previous"),
       h("span", {}, images.length ? `${offset + 1}–${offset + images.length}` : "no images"),
       h("button", {
         class: "secondary", disabled: images.length < PAGE, onclick: () => { offset += PAGE; render(); },

@@ -43,7 +43,8 @@ function weightsTable(weights, reload) {
       h("a", { class: "button secondary", href: `#/try?weights=${w.id}` }, "Try"),
       h("button", {
         class: "secondary",
-        onclick: (event) => act(event.target, () => download(`weightsDownload?modelweights_id=${w.id}`, `${w.name}.onnx`)),
+        onclick: (event) => act(event.target,
+          () => download(`weightsDownload?modelweights_id=${w.id}`, `${w.name}.onnx`)),
       }, "Download")),
   ]), "No weights for this model yet.");
 }

@@ -24,7 +24,8 @@ export async function processesView() {
   const show = page();
   const projects = await api("projects");
   if (!projects.length) {
-    return show(h("h1", {}, "Processes"), h("p", {}, "Create a project first: ", h("a", { href: "#/projects" }, "Projects")));
+    return show(h("h1", {}, "Processes"),
+      h("p", {}, "Create a project first: ", h("a", { href: "#/projects" }, "Projects")));
   }
   const saved = sessionStorage.getItem(PROJECT_KEY);
   const picker = select("project", projects.map((p) => [p.id, p.name]),
@@ -92,7 +93,9 @@ async function trainingForm(project) {
     cached("models"), api(`datasets?task_id=${project.task_id}`), cached("properties"),
   ]);
   const ours = models.filter((m) => m.task_id === project.task_id);
-  if (!ours.length || !datasets.length) return h("p", {}, "Training needs a model and a dataset of this project's task.");
+  if (!ours.length || !datasets.length) {
+    return h("p", {}, "Training needs a model and a dataset of this project's task.");
+  }
   const model = select("model", ours.map((m) => [m.id, m.name]));
   const dataset = select("dataset", datasets.map((d) => [d.id, d.name]));
   const weights = h("select", { name: "weights" });
@@ -119,8 +122,13 @@ async function trainingForm(project) {
       const choices = ((row && row.allowed_value) || (p.type === "list" ? p.values : "") || "")
         .split(",").map((s) => s.trim()).filter(Boolean);
       let input;
-      if (choices.length > 1 && !/augmentations/i.test(p.name)) input = select(p.name, choices.map((c) => [c, c]), value);
-      else if (/augmentations/i.test(p.name)) input = h("textarea", { name: p.name, rows: 3, spellcheck: "false" }, value);
+      if (choices.length > 1 && !/augmentations/i.test(p.name)) {
+        const options = choices.includes(value) ? choices : [value, ...choices]; // keep an unlisted default
+        input = select(p.name, options.map((c) => [c, c || "(default)"]), value);
+      }
+      else if (/augmentations/i.test(p.name)) {
+        input = h("textarea", { name: p.name, rows: 3, spellcheck: "false" }, value);
+      }
       else input = h("input", { name: p.name, value });
       return field(p.name, input);
     }));
@@ -156,7 +164,9 @@ async function inferenceForm(project) {
   const ours = models.filter((m) => m.task_id === project.task_id);
   const lists = await Promise.all(ours.map((m) => api(`weights?model_id=${m.id}`)));
   const choices = ours.flatMap((m, i) => lists[i].map((w) => [w.id, `${w.name} (${m.name})`]));
-  if (!choices.length || !datasets.length) return h("p", {}, "Inference needs weights and a dataset of this project's task.");
+  if (!choices.length || !datasets.length) {
+    return h("p", {}, "Inference needs weights and a dataset of this project's task.");
+  }
   const weights = select("weights", choices);
   const dataset = select("dataset", datasets.map((d) => [d.id, d.name]));
   const submit = h("button", { type: "submit" }, "Start inference");

@@ -33,7 +33,9 @@ export async function projectsView() {
 
 /** An inline editor of a resource's members ("alice:VIEW, bob:OWN"), saved with PATCH. */
 export function shareForm(path, users, reload) {
-  const input = h("input", { name: "users", value: formatMembers(users), "aria-label": "Members (user:OWN or user:VIEW)" });
+  const input = h("input", {
+    name: "users", value: formatMembers(users), "aria-label": "Members (user:OWN or user:VIEW)",
+  });
   const save = h("button", { type: "submit", class: "secondary" }, "Share");
   return h("form", {
     class: "share",

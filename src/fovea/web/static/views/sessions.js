@@ -55,7 +55,8 @@ function snippets(session, open) {
     code(`import supervisely as sly\n\nsession = sly.nn.inference.Session(sly.Api("http://unused", None), `
       + `session_url="${url}")\nprint(session.inference_image_path("photo.jpg"))`),
     h("h3", {}, "tritonclient (Open Inference Protocol)"),
-    code(`import numpy as np\nimport tritonclient.http as httpclient\n\nclient = httpclient.InferenceServerClient("${hostPath}")\n`
+    code(`import numpy as np\nimport tritonclient.http as httpclient\n\n`
+      + `client = httpclient.InferenceServerClient("${hostPath}")\n`
       + `image = httpclient.InferInput("image_bytes", [1], "BYTES")\n`
       + `image.set_data_from_numpy(np.array([open("photo.jpg", "rb").read()], dtype=object))\n`
       + `result = client.infer("${session.name}", [image])\nprint(result.get_response())`),

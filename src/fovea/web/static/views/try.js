@@ -18,7 +18,9 @@ export async function tryView(params) {
   const settingsBox = h("fieldset", { class: "settings" });
   const file = h("input", { type: "file", name: "image", accept: "image/*,.dcm,.nii,.nii.gz,.tif,.tiff" });
   const url = h("input", { type: "url", name: "image_url", placeholder: "https://…/photo.jpg" });
-  const drop = h("div", { class: "drop", tabindex: "0" }, "Drop an image here, or choose a file below");
+  const drop = h("div", {
+    class: "drop", tabindex: "0", role: "button", "aria-label": "Drop an image, or press Enter to choose one",
+  }, "Drop an image here, or choose a file below");
   const run = h("button", { type: "submit" }, "Run");
   const result = h("section", { class: "result", "aria-live": "polite" });
   let dropped = null;
@@ -28,7 +30,10 @@ export async function tryView(params) {
     settingsBox.replaceChildren(h("legend", {}, "Settings"), ...settingInputs(current().weights));
   };
   picker.addEventListener("change", renderSettings);
-  file.addEventListener("change", () => { dropped = null; drop.textContent = file.files[0]?.name || drop.textContent; });
+  file.addEventListener("change", () => {
+    dropped = null;
+    drop.textContent = file.files[0]?.name || drop.textContent;
+  });
   drop.addEventListener("dragover", (event) => { event.preventDefault(); drop.classList.add("over"); });
   drop.addEventListener("dragleave", () => drop.classList.remove("over"));
   drop.addEventListener("drop", (event) => {
