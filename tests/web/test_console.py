@@ -6,9 +6,12 @@ import time
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 from playwright.sync_api import expect
 
+from fovea.core.formats.masks import rle_encode
+from tests.platform.conftest import zip_of
 from tests.web.conftest import ADMIN_PASSWORD, log_in, screenshot, visit
 
 # What sticks out on the right: elements wider than the window, outside the scroll boxes that may hold them.
@@ -273,3 +276,32 @@ def test_every_page_fits_the_screen(browser, server, width, height):
             screenshot(page, f"{route[2:].replace('/', '-')}-{width}")
     finally:
         context.close()
+
+
+def test_dataset_upload_from_the_console(page, api, zoo_dir, tmp_path):
+    root = zoo_dir / "digits"
+    archive = tmp_path / "digits.zip"
+    files = {f"digits/{p.relative_to(root)}": p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    archive.write_bytes(zip_of(files))
+    log_in(page)
+    visit(page, "#/datasets", "Datasets")
+    page.get_by_text("Upload a dataset").click()
+    page.get_by_label("Name", exact=True).fill("Digits again")
+    page.get_by_label("Task").select_option(label="Classification")
+    page.get_by_label("Zip archive").set_input_files(archive)
+    page.get_by_role("button", name="Upload dataset").click()
+    expect(page.locator("tr", has_text="Digits again")).to_contain_text("10")  # its ten classes
+    [uploaded] = [d for d in api.get("datasets").json() if d["name"] == "Digits again"]
+    assert len(api.get(f"datasets/{uploaded['id']}/images").json()) == 1797
+
+
+def test_masks_are_decoded_as_the_server_encodes_them(page):
+    """The console reads the canonical RLE (column-major runs) back into the mask the server encoded."""
+    rng = np.random.default_rng(0)
+    mask = rng.random((7, 5)) > 0.6
+    mask[0, 0] = True  # a mask that starts inside: its RLE opens with an empty run
+    log_in(page)
+    decoded = page.evaluate(
+        "async (rle) => Array.from((await import('/console/draw.js')).decodeRle(rle))", rle_encode(mask)
+    )
+    np.testing.assert_array_equal(np.array(decoded, bool).reshape(mask.shape), mask)
