@@ -23,6 +23,13 @@ def fresh_home(zoo_dir: Path, home: Path) -> Path:
 @contextlib.contextmanager
 def fovea_serve(home: Path, admin_password: str, **env: str) -> Iterator[str]:
     """Start `fovea serve` on a free port with FOVEA_HOME=home; yields its URL once /healthz answers."""
+    with fovea_serve_process(home, admin_password, **env) as process:
+        yield process.url
+
+
+@contextlib.contextmanager
+def fovea_serve_process(home: Path, admin_password: str, **env: str) -> Iterator[subprocess.Popen]:
+    """`fovea_serve`, yielding the server's process (its URL as `.url`); stopped with SIGTERM on exit."""
     port = free_port()
     environment = {
         **os.environ,
@@ -48,7 +55,8 @@ def fovea_serve(home: Path, admin_password: str, **env: str) -> Iterator[str]:
             time.sleep(0.2)
         else:
             raise RuntimeError("fovea serve did not become healthy in 120 s")
-        yield url
+        process.url = url
+        yield process
     finally:
         process.terminate()
         process.wait(20)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -24,6 +25,7 @@ class LocalExecutor:
 
     def __init__(self, workers: int = 1) -> None:
         self.workers = workers
+        self.closing = False
         self.pool = self._new_pool()
 
     def _new_pool(self) -> ProcessPoolExecutor:
@@ -39,8 +41,12 @@ class LocalExecutor:
             future = self.pool.submit(job, process_id, db_url, str(storage))
 
         def done(result: Future) -> None:
+            if result.cancelled():  # queued when the server stopped: the next start fails it (fail_orphans)
+                return
             error = result.exception()
-            if isinstance(error, BrokenProcessPool):
+            if isinstance(error, BrokenProcessPool) and self.closing:
+                mark_failed(db_url, process_id, "the server stopped while it ran")
+            elif isinstance(error, BrokenProcessPool):
                 mark_failed(db_url, process_id, "the worker running it died")
                 self.pool = self._new_pool()
             elif error is not None:
@@ -51,5 +57,13 @@ class LocalExecutor:
     def submit_download(self, download_id: str, db_url: str, storage: Path, allow_hosts: list[str]) -> None:
         self.pool.submit(run_download, download_id, db_url, str(storage), allow_hosts)
 
-    def shutdown(self) -> None:
+    def shutdown(self, grace_s: float = 2.0) -> None:
+        """Cancel queued jobs and end the workers, so none outlives the server; a running job is failed."""
+        self.closing = True
+        workers = list((self.pool._processes or {}).values())  # private: the pool gives no other handle
         self.pool.shutdown(wait=False, cancel_futures=True)
+        deadline = time.monotonic() + grace_s
+        for worker in workers:
+            worker.join(max(0.0, deadline - time.monotonic()))  # an idle worker leaves on the pool's signal
+            if worker.is_alive():
+                worker.terminate()
