@@ -62,7 +62,7 @@ def _inference_settings(weights: Weights, body: dict[str, Any]) -> dict[str, Any
     if overrides is None:
         return {}
     if not isinstance(overrides, dict):
-        raise InputError("settings must be an object such as {\"conf_thres\": 0.5}")
+        raise InputError('settings must be an object such as {"conf_thres": 0.5}')
     if weights.card is None:
         raise InputError(f"weights {weights.id} have no model card, so they take no inference settings")
     resolve_settings(ModelCard.from_json(weights.card), overrides)
