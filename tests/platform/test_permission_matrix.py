@@ -18,7 +18,7 @@ def world(backend, zoo_dir, digits_zip):
     ).json()["id"]
     dataset = backend.post(
         "/backend/datasets",
-        data={"name": "d", "task_id": "1", "users": json.dumps(shares)},
+        data={"name": "d", "task_id": "1", "ctype": "GRAY", "users": json.dumps(shares)},
         files={"dataset_data": ("d.zip", digits_zip)},
         headers=owner,
     ).json()["id"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ from PIL import Image
 from fovea.datasets import Sample, write_dataset_yaml
 from fovea.platform.bootstrap import seed_demo
 from fovea.platform.db import Database
+from fovea.platform.errors import InputError
 from tests.platform.conftest import bearer, login, register, zip_of
 from tests.platform.test_processes import wait
 
@@ -173,6 +175,46 @@ def test_bad_requests_name_the_problem(backend, catalog, zoo_dir):
     ).json()  # no partial rows
     assert backend.get("/backend/trainings", headers=headers).status_code == 400
     assert backend.get("/backend/trainingSettings", headers=headers).status_code == 400
+
+
+def test_a_dataset_colour_type_the_weights_cannot_take_is_refused(backend, catalog, digits_zip):
+    from sqlalchemy import func, select
+
+    from fovea.platform.models import Process, Weights
+    from fovea.platform.trainings import check_channels
+
+    headers, project_id = catalog
+    lenet = find(backend, headers, "models?task_id=1", "LeNet")
+    start = find(backend, headers, f"weights?model_id={lenet['id']}", "LeNet_RandomInit")  # a GRAY (1-channel) net
+    dataset_id = upload(backend, headers, "RGB digits", 1, digits_zip, ctype="RGB")
+    db = Database(backend.settings.db_url)
+
+    def rows():
+        with db.transaction() as session:
+            return [session.scalar(select(func.count()).select_from(table)) for table in (Process, Weights)]
+
+    try:
+        before = rows()
+        response = train(backend, headers, project_id=project_id, dataset_id=dataset_id, weights_id=start["id"],
+                         properties=props(epochs=1))  # fmt: skip
+        assert response.status_code == 400, response.text
+        assert response.json()["error"] == (
+            "dataset 'RGB digits' is RGB (3 channels) but weights 'LeNet_RandomInit' expect 1 input channel"
+        )
+        assert rows() == before  # no process, no new weights
+    finally:
+        db.dispose()
+    assert not backend.get(f"/backend/trainings?project_id={project_id}", headers=headers).json()
+
+    rgb, gray = SimpleNamespace(name="d", ctype="RGB"), SimpleNamespace(name="d", ctype="GRAY")
+    weights = SimpleNamespace(name="w")
+    check_channels(rgb, weights, [None, None, 8, 8])  # a dynamic channel axis is not checked
+    check_channels(SimpleNamespace(name="d", ctype=None), weights, [1, 1, 8, 8])  # nor a dataset without ctype
+    check_channels(gray, weights, [1, 1, 8, 8])
+    with pytest.raises(InputError, match=r"'d' is GRAY \(1 channel\) but weights 'w' expect 3 input channels"):
+        check_channels(gray, weights, [None, 3, 224, 224])
+    with pytest.raises(InputError, match=r"is YCBCR \(trained as RGB, 3 channels\)"):  # training reads it as RGB
+        check_channels(SimpleNamespace(name="d", ctype="YCBCR"), weights, [None, 1, 8, 8])
 
 
 def _refused_pairing(backend, headers, base, lenet, zoo_dir):

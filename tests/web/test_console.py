@@ -289,10 +289,11 @@ def test_dataset_upload_from_the_console(page, api, zoo_dir, tmp_path):
     page.get_by_label("Name", exact=True).fill("Digits again")
     page.get_by_label("Task").select_option(label="Classification")
     page.get_by_label("Zip archive").set_input_files(archive)
+    page.get_by_label("Colour type").select_option("GRAY")
     page.get_by_role("button", name="Upload dataset").click()
     expect(page.locator("tr", has_text="Digits again")).to_contain_text("10")  # its ten classes
     [uploaded] = [d for d in api.get("datasets").json() if d["name"] == "Digits again"]
-    assert len(api.get(f"datasets/{uploaded['id']}/images").json()) == 1797
+    assert uploaded["ctype"] == "GRAY" and len(api.get(f"datasets/{uploaded['id']}/images").json()) == 1797
 
 
 def test_masks_are_decoded_as_the_server_encodes_them(page):

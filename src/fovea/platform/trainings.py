@@ -80,6 +80,31 @@ def _graph_dims(path: Path) -> tuple[list[int | None], list[int | None]]:
     return dims(first), dims(graph.output[0])
 
 
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def check_channels(dataset: Dataset, weights: Weights, input_dims: list[int | None]) -> None:
+    """400 unless the dataset's colour type gives the channels the weights' NCHW input takes.
+
+    Training reads every image as RGB and converts it to one channel only for `GRAY` (training/data.py); any other
+    colour type reaches the network as 3 channels. A dataset without a colour type, or weights whose input is not a
+    4-D tensor with a static channel axis, are not checked.
+    """
+    if not dataset.ctype or len(input_dims) != 4 or not input_dims[1]:
+        return
+    given, expected = (1 if dataset.ctype == "GRAY" else 3), input_dims[1]
+    if given == expected:
+        return
+    read_as = f"{dataset.ctype} ({_plural(given, 'channel')})"
+    if dataset.ctype not in ("GRAY", "RGB"):
+        read_as = f"{dataset.ctype} (trained as RGB, 3 channels)"
+    raise InputError(
+        f"dataset '{dataset.name}' is {read_as} but weights '{weights.name}' expect "
+        f"{_plural(expected, 'input channel')}"
+    )
+
+
 def create_training(db: Session, user: User, body: dict[str, Any], storage: Path) -> tuple[Process, Weights]:
     """Every check of `POST train` in the documented order, then the new weights, process and training record."""
     project_id, dataset_id, weights_id = (
@@ -108,6 +133,7 @@ def create_training(db: Session, user: User, body: dict[str, Any], storage: Path
     if unlabelled:
         raise InputError(f"dataset {dataset.id}: training image {unlabelled[0]} has no label")
     input_dims, output_dims = _graph_dims(file_path(storage, parent.id))
+    check_channels(dataset, parent, input_dims)
     spatial = input_dims[-2:]
     static = (spatial[0], spatial[1]) if None not in spatial and 0 not in spatial else None
     user_values = parse_user_properties(db, body.get("properties"))

@@ -3,6 +3,7 @@ import { api, cached, imageUrl } from "../api.js";
 import { act, classList, field, formatMembers, h, message, page, select, table } from "../ui.js";
 
 const PAGE = 48;
+const CTYPES = ["RGB", "GRAY", "RGBA", "BGR", "HSV", "YCBCR", "NONE"]; // the colour types a dataset may declare
 
 export async function datasetsView() {
   const show = page();
@@ -25,6 +26,7 @@ function uploadForm(tasks) {
   const name = h("input", { name: "name", required: true });
   const task = select("task_id", tasks.map((t) => [t.id, t.name]));
   const file = h("input", { name: "dataset_data", type: "file", accept: ".zip", required: true });
+  const ctype = select("ctype", CTYPES.map((c) => [c, c]), "RGB");
   const isPublic = h("input", { name: "public", type: "checkbox" });
   const submit = h("button", { type: "submit" }, "Upload dataset");
   return h("details", { class: "card" }, h("summary", {}, "Upload a dataset (zip with a DeepHealth YAML)"),
@@ -36,6 +38,7 @@ function uploadForm(tasks) {
           const form = new FormData();
           form.set("name", name.value);
           form.set("task_id", task.value);
+          form.set("ctype", ctype.value);
           form.set("public", String(isPublic.checked));
           form.set("dataset_data", file.files[0]);
           await api("datasets", { method: "POST", form });
@@ -43,7 +46,9 @@ function uploadForm(tasks) {
           datasetsView();
         });
       },
-    }, field("Name", name), field("Task", task), field("Zip archive", file), field("Public", isPublic), submit));
+    }, field("Name", name), field("Task", task), field("Zip archive", file),
+    field("Colour type", ctype, "GRAY for one-channel models such as LeNet and U-Net"), field("Public", isPublic),
+    submit));
 }
 
 export async function datasetView(id) {
