@@ -190,8 +190,13 @@ def images(spec: DatasetSpec, split: str | None, offset: int, limit: int | None)
     return rows[offset : None if limit is None else offset + limit]
 
 
+THUMBNAIL_SIZES = range(16, 1025)
+
+
 def thumbnail(d: Dataset, storage: Path, image_id: int, size: int) -> bytes:
     """A JPEG of one dataset image, its longer side at most `size` pixels (a volume shows its middle slice)."""
+    if size not in THUMBNAIL_SIZES:
+        raise InputError(f"size must be between {THUMBNAIL_SIZES[0]} and {THUMBNAIL_SIZES[-1]} pixels")
     spec = spec_of(d, storage)
     if not 0 <= image_id < len(spec.samples):
         raise NotFound(f"dataset {d.id} has no image {image_id}")
