@@ -176,6 +176,13 @@ def test_stop_a_training_from_its_page(page, api, digits_project):
     assert len(status["status"]["process_data"]) == lines  # nothing ran after the stop
     expect(page.get_by_role("button", name="Stop")).to_have_count(0)
     screenshot(page, "training-stopped")
+    visit(page, "#/processes", "Processes")
+    page.get_by_label("Project").select_option(label="digits")
+    row = page.locator("tr", has_text=process[:8])
+    expect(row).to_contain_text("training")
+    expect(row).to_contain_text("stopped")
+    row.get_by_role("link").click()  # back to the training's own page
+    expect(page.locator("p .state")).to_have_text("stopped")
 
 
 def test_datasets_show_thumbnails_labels_and_splits(page):

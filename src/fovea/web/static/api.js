@@ -113,21 +113,15 @@ export async function api(path, { method = "GET", json, form, raw = false, retry
   return response.json();
 }
 
-/** An object URL for an authenticated image (thumbnails, masks): <img src> cannot send the bearer token. */
-export async function imageUrl(path) {
+/** A file behind the bearer token (images, weights) as a Blob: <img src> and <a href> cannot send the token. */
+export async function fetchBlob(path) {
   const response = await api(path, { raw: true });
-  return URL.createObjectURL(await response.blob());
+  return response.blob();
 }
 
-/** A file download that needs the bearer token (weights). */
-export async function download(path, filename) {
-  const response = await api(path, { raw: true });
-  const url = URL.createObjectURL(await response.blob());
-  const link = document.createElement("a");
-  link.href = url;
-  link.download = filename;
-  link.click();
-  setTimeout(() => URL.revokeObjectURL(url), 1000);
+/** An object URL for an authenticated image (thumbnails, masks). */
+export async function imageUrl(path) {
+  return URL.createObjectURL(await fetchBlob(path));
 }
 
 /** Cached lookups the views share: tasks and models rarely change during a visit. */

@@ -34,12 +34,14 @@ export const isCurrent = (n) => n === navigation;
  */
 export function page() {
   const mine = navigation;
-  return (...children) => {
+  const render = (...children) => {
     if (mine !== navigation) return;
     const view = document.getElementById("view");
     view.replaceChildren(...children.flat());
     view.focus({ preventScroll: true });
   };
+  render.current = () => mine === navigation; // for a page's own polling: stop once the user has moved on
+  return render;
 }
 
 /** A dismissable message at the top of the page: "error" messages stay until closed. */
@@ -101,11 +103,15 @@ export function code(text) {
   return h("div", { class: "snippet" }, h("pre", {}, h("code", {}, text)), copyButton(text));
 }
 
-/** Save a JSON value as a file the browser downloads. */
-export function downloadJson(value, filename) {
-  const url = URL.createObjectURL(new Blob([JSON.stringify(value, null, 2)], { type: "application/json" }));
+/** Hand a Blob to the browser as a downloaded file. */
+export function saveFile(blob, filename) {
+  const url = URL.createObjectURL(blob);
   h("a", { href: url, download: filename }).click();
   setTimeout(() => URL.revokeObjectURL(url), 1000);
+}
+
+export function downloadJson(value, filename) {
+  saveFile(new Blob([JSON.stringify(value, null, 2)], { type: "application/json" }), filename);
 }
 
 export function sleep(ms) {

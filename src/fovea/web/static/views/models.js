@@ -1,6 +1,6 @@
 // Models by task and their weights: upload an ONNX file with its classes, download, make public, share.
-import { api, cached, download } from "../api.js";
-import { act, classList, field, h, message, page, select, table } from "../ui.js";
+import { api, cached, fetchBlob } from "../api.js";
+import { act, classList, field, h, message, page, saveFile, select, table } from "../ui.js";
 import { shareForm } from "./projects.js";
 
 export async function modelsView() {
@@ -43,8 +43,9 @@ function weightsTable(weights, reload) {
       h("a", { class: "button secondary", href: `#/try?weights=${w.id}` }, "Try"),
       h("button", {
         class: "secondary",
-        onclick: (event) => act(event.target,
-          () => download(`weightsDownload?modelweights_id=${w.id}`, `${w.name}.onnx`)),
+        onclick: (event) => act(event.target, async () => {
+          saveFile(await fetchBlob(`weightsDownload?modelweights_id=${w.id}`), `${w.name}.onnx`);
+        }),
       }, "Download")),
   ]), "No weights for this model yet.");
 }

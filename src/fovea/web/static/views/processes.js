@@ -58,7 +58,7 @@ async function refreshList(box, project) {
     api(`inference?project_id=${project.id}`),
   ]);
   const rows = [
-    ...trainings.map((t) => ({ kind: "training", id: t.celery_id, weights: t.modelweights_id, ...t })),
+    ...trainings.map((t) => ({ ...t, kind: "training", id: t.celery_id })), // a training's process is its celery_id
     ...inferences.map((p) => ({ kind: "testing", ...p })),
   ].sort((a, b) => b.created.localeCompare(a.created));
   const progress = await Promise.all(rows.map(async (row) => {

@@ -59,9 +59,14 @@ export async function tryView(params) {
           ...(image ? { image_data: await dataUrl(image) } : { image_url: url.value }),
         };
         result.replaceChildren(h("p", { class: "busy" }, "Running…"));
-        const { process_id: processId } = await api("inferenceSingle", { method: "POST", json: body });
-        await waitFinished(processId, (state) => { result.firstChild.textContent = `Running… (${state})`; });
-        await showResult(result, processId);
+        try {
+          const { process_id: processId } = await api("inferenceSingle", { method: "POST", json: body });
+          const onState = (state) => { result.firstChild.textContent = `Running… (${state})`; };
+          if (await waitFinished(processId, onState, show.current)) await showResult(result, processId);
+        } catch (error) {
+          result.replaceChildren();
+          throw error;
+        }
       });
     },
   },
@@ -129,18 +134,22 @@ function dataUrl(file) {
   });
 }
 
-/** Poll the process until it ends; throws with the server's reason when it failed or was stopped. */
-export async function waitFinished(processId, onState) {
-  for (;;) {
+/**
+ * Poll the process until it finishes (true) or `wanted()` turns false (false: the user left the page); throws with
+ * the server's reason when it failed or was stopped.
+ */
+async function waitFinished(processId, onState, wanted) {
+  while (wanted()) {
     const [answer] = await api(`status?process_id=${processId}`);
     const state = answer.status.process_status;
-    if (state === "finished") return;
+    if (state === "finished") return true;
     if (state === "failed" || state === "stopped") {
       throw new Error(`The process ${state}: ${answer.status.process_data || "no reason given"}`);
     }
-    if (onState) onState(state);
+    onState(state);
     await sleep(400);
   }
+  return false;
 }
 
 async function showResult(box, processId) {
