@@ -34,6 +34,7 @@ def viewer(api) -> str:
 
 def test_login_by_keyboard_wrong_password_then_log_out_revokes(page, api):
     page.goto("/")
+    expect(page.get_by_role("navigation", name="Sections")).to_be_hidden()  # nothing to navigate before logging in
     screenshot(page, "login")
     page.keyboard.type("admin")  # the username field has focus on arrival
     page.keyboard.press("Tab")
@@ -48,6 +49,7 @@ def test_login_by_keyboard_wrong_password_then_log_out_revokes(page, api):
     assert api.get("auth/user", headers={"Authorization": f"Bearer {token}"}).status_code == 200
     page.get_by_role("button", name="Log out").click()
     expect(page.get_by_role("button", name="Log in")).to_be_visible()
+    expect(page.get_by_role("navigation", name="Sections")).to_be_hidden()
     assert api.get("auth/user", headers={"Authorization": f"Bearer {token}"}).status_code == 401
 
 

@@ -124,6 +124,15 @@ export async function imageUrl(path) {
   return URL.createObjectURL(await fetchBlob(path));
 }
 
+/** The ready weights of every model (or of `taskId`'s), as {model, weights} pairs, for the views' pickers. */
+export async function readyWeights(taskId) {
+  const models = (await cached("models")).filter((m) => taskId === undefined || m.task_id === taskId);
+  const lists = await Promise.all(models.map((m) => api(`weights?model_id=${m.id}`)));
+  return models.flatMap((model, i) => lists[i].map((weights) => ({ model, weights })));
+}
+
+export const weightsLabel = ({ model, weights }) => `${weights.name} (${model.name})`;
+
 /** Cached lookups the views share: tasks and models rarely change during a visit. */
 const cache = new Map();
 export function cached(path) {

@@ -8,16 +8,14 @@ export const colorOf = (id) => PALETTE[id % PALETTE.length];
 
 /** COCO's uncompressed RLE (column-major runs, starting with a 0-run) to a row-major Uint8Array. */
 export function decodeRle({ size: [height, width], counts }) {
-  const columnMajor = new Uint8Array(height * width);
+  const rows = new Uint8Array(height * width);
   let at = 0;
   counts.forEach((run, i) => {
-    if (i % 2 === 1) columnMajor.fill(1, at, at + run);
+    if (i % 2 === 1) { // a run of ones: set its pixels straight at their row-major places
+      for (let k = at; k < at + run; k += 1) rows[(k % height) * width + Math.floor(k / height)] = 1;
+    }
     at += run;
   });
-  const rows = new Uint8Array(height * width);
-  for (let x = 0; x < width; x += 1) {
-    for (let y = 0; y < height; y += 1) rows[y * width + x] = columnMajor[x * height + y];
-  }
   return rows;
 }
 
@@ -75,9 +73,13 @@ export function drawPrediction(canvas, image, prediction) {
     for (const mask of prediction.masks) {
       const bits = decodeRle(mask.rle);
       const [r, g, b] = hexRgb(colorOf(mask.id));
+      const rgba = pixels.data;
       for (let i = 0; i < bits.length; i += 1) {
         if (!bits[i]) continue;
-        pixels.data.set([r, g, b, 110], i * 4);
+        rgba[i * 4] = r;
+        rgba[i * 4 + 1] = g;
+        rgba[i * 4 + 2] = b;
+        rgba[i * 4 + 3] = 110;
       }
       legend.push({ id: mask.id, name: mask.name, detail: `${mask.area} px` });
     }

@@ -68,6 +68,15 @@ export async function act(button, action) {
   }
 }
 
+/** A form whose submission runs `action` through `act` with `button` busy (no page reload). */
+export function form(attrs, button, action, ...children) {
+  const onsubmit = (event) => {
+    event.preventDefault();
+    act(button, action);
+  };
+  return h("form", { ...attrs, onsubmit }, ...children, button);
+}
+
 /** A labelled form field; `input` is any control element. */
 export function field(label, input, hint) {
   const id = input.id || `f-${Math.random().toString(36).slice(2, 9)}`;

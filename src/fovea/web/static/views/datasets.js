@@ -1,6 +1,6 @@
 // Datasets: upload a DeepHealth zip, share, and browse images with their labels, splits and thumbnails.
 import { api, cached, imageUrl } from "../api.js";
-import { act, classList, field, formatMembers, h, message, page, select, table } from "../ui.js";
+import { classList, field, form, formatMembers, h, message, page, select, table } from "../ui.js";
 
 const PAGE = 48;
 const CTYPES = ["RGB", "GRAY", "RGBA", "BGR", "HSV", "YCBCR", "NONE"]; // the colour types a dataset may declare
@@ -29,26 +29,15 @@ function uploadForm(tasks) {
   const ctype = select("ctype", CTYPES.map((c) => [c, c]), "RGB");
   const isPublic = h("input", { name: "public", type: "checkbox" });
   const submit = h("button", { type: "submit" }, "Upload dataset");
-  return h("details", { class: "card" }, h("summary", {}, "Upload a dataset (zip with a DeepHealth YAML)"),
-    h("form", {
-      class: "inline",
-      onsubmit: (event) => {
-        event.preventDefault();
-        act(submit, async () => {
-          const form = new FormData();
-          form.set("name", name.value);
-          form.set("task_id", task.value);
-          form.set("ctype", ctype.value);
-          form.set("public", String(isPublic.checked));
-          form.set("dataset_data", file.files[0]);
-          await api("datasets", { method: "POST", form });
-          message(`Dataset ${name.value} uploaded.`);
-          datasetsView();
-        });
-      },
-    }, field("Name", name), field("Task", task), field("Zip archive", file),
-    field("Colour type", ctype, "GRAY for one-channel models such as LeNet and U-Net"), field("Public", isPublic),
-    submit));
+  const upload = form({ class: "inline" }, submit, async () => {
+    const body = new FormData(upload); // every control is named as the API's field
+    body.set("public", String(isPublic.checked));
+    await api("datasets", { method: "POST", form: body });
+    message(`Dataset ${name.value} uploaded.`);
+    datasetsView();
+  }, field("Name", name), field("Task", task), field("Zip archive", file),
+  field("Colour type", ctype, "GRAY for one-channel models such as LeNet and U-Net"), field("Public", isPublic));
+  return h("details", { class: "card" }, h("summary", {}, "Upload a dataset (zip with a DeepHealth YAML)"), upload);
 }
 
 export async function datasetView(id) {

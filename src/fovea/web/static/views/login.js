@@ -1,29 +1,21 @@
 // Log in (OAuth2 password grant) and register (when the server allows it).
 import { api, login } from "../api.js";
-import { act, field, h, message, page } from "../ui.js";
+import { field, form, h, message, page } from "../ui.js";
 
 export function loginView() {
   const show = page();
   const username = h("input", { name: "username", autocomplete: "username", required: true });
   const password = h("input", { name: "password", type: "password", autocomplete: "current-password", required: true });
   const submit = h("button", { type: "submit" }, "Log in");
-  const form = h("form", {
-    class: "card narrow",
-    onsubmit: (event) => {
-      event.preventDefault();
-      act(submit, async () => {
-        await login(username.value, password.value);
-        window.dispatchEvent(new Event("fovea:signed-in"));
-        location.hash = "#/try";
-      });
-    },
+  show(h("div", { class: "card narrow" }, form({}, submit, async () => {
+    await login(username.value, password.value);
+    window.dispatchEvent(new Event("fovea:signed-in"));
+    location.hash = "#/try";
   },
   h("h1", {}, "Log in to Fovea"),
   field("Username", username),
-  field("Password", password),
-  submit,
-  h("p", {}, "No account? ", h("a", { href: "#/register" }, "Register")));
-  show(form);
+  field("Password", password)),
+  h("p", {}, "No account? ", h("a", { href: "#/register" }, "Register"))));
   username.focus();
 }
 
@@ -35,22 +27,15 @@ export function registerView() {
     password: h("input", { name: "password", type: "password", autocomplete: "new-password", required: true }),
   };
   const submit = h("button", { type: "submit" }, "Register");
-  show(h("form", {
-    class: "card narrow",
-    onsubmit: (event) => {
-      event.preventDefault();
-      act(submit, async () => {
-        const body = Object.fromEntries(Object.entries(inputs).map(([k, el]) => [k, el.value]));
-        await api("auth/user", { method: "POST", json: body });
-        message("Account created; you can log in now.");
-        location.hash = "#/login";
-      });
-    },
+  show(h("div", { class: "card narrow" }, form({}, submit, async () => {
+    const body = Object.fromEntries(Object.entries(inputs).map(([k, el]) => [k, el.value]));
+    await api("auth/user", { method: "POST", json: body });
+    message("Account created; you can log in now.");
+    location.hash = "#/login";
   },
   h("h1", {}, "Register"),
   field("Username", inputs.username),
   field("Email", inputs.email),
-  field("Password", inputs.password),
-  submit,
+  field("Password", inputs.password)),
   h("p", {}, h("a", { href: "#/login" }, "Back to log in"))));
 }

@@ -1,6 +1,6 @@
 // Models by task and their weights: upload an ONNX file with its classes, download, make public, share.
 import { api, cached, fetchBlob } from "../api.js";
-import { act, classList, field, h, message, page, saveFile, select, table } from "../ui.js";
+import { act, classList, field, form, h, message, page, saveFile, select, table } from "../ui.js";
 import { shareForm } from "./projects.js";
 
 export async function modelsView() {
@@ -61,22 +61,13 @@ function uploadForm(models, reload) {
   const file = h("input", { name: "onnx_data", type: "file", accept: ".onnx", required: true });
   const classes = h("input", { name: "classes", placeholder: "cat, dog, bird" });
   const submit = h("button", { type: "submit" }, "Upload weights");
-  return h("details", { class: "card" }, h("summary", {}, "Upload ONNX weights"),
-    h("form", {
-      class: "inline",
-      onsubmit: (event) => {
-        event.preventDefault();
-        act(submit, async () => {
-          const form = new FormData();
-          form.set("name", name.value);
-          form.set("model_id", model.value);
-          form.set("onnx_data", file.files[0]);
-          if (classes.value.trim()) form.set("classes", classes.value);
-          await api("weights", { method: "POST", form });
-          message(`Weights ${name.value} uploaded.`);
-          reload();
-        });
-      },
-    }, field("Name", name), field("Model", model), field("ONNX file", file),
-    field("Classes", classes, "comma-separated, in output order"), submit));
+  const upload = form({ class: "inline" }, submit, async () => {
+    const body = new FormData(upload); // every control is named as the API's field
+    if (!classes.value.trim()) body.delete("classes");
+    await api("weights", { method: "POST", form: body });
+    message(`Weights ${name.value} uploaded.`);
+    reload();
+  }, field("Name", name), field("Model", model), field("ONNX file", file),
+  field("Classes", classes, "comma-separated, in output order"));
+  return h("details", { class: "card" }, h("summary", {}, "Upload ONNX weights"), upload);
 }

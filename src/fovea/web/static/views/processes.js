@@ -1,7 +1,7 @@
 // Processes: start a training or an inference on a dataset, watch them live, stop them, read their outputs.
-import { api, cached, imageUrl } from "../api.js";
+import { api, cached, imageUrl, readyWeights, weightsLabel } from "../api.js";
 import { chart, epochs } from "../chart.js";
-import { act, field, h, message, page, select, table } from "../ui.js";
+import { act, field, form, h, message, page, select, table } from "../ui.js";
 
 const POLL_MS = 1500;
 const OUTPUTS_PAGE = 50;
@@ -44,7 +44,8 @@ export async function processesView() {
     forms.replaceChildren(...built);
     forms.removeAttribute("aria-busy");
     if (stop) stop();
-    stop = repeat(() => refreshList(list, project));
+    const finalLines = new Map(); // an ended process's last line no longer changes: read it once
+    stop = repeat(() => refreshList(list, project, finalLines));
   };
   picker.addEventListener("change", load);
   show(h("h1", {}, "Processes"), field("Project", picker), forms, h("h2", {}, "Processes of this project"), list);
@@ -52,7 +53,7 @@ export async function processesView() {
   return () => stop && stop();
 }
 
-async function refreshList(box, project) {
+async function refreshList(box, project, finalLines) {
   const [trainings, inferences] = await Promise.all([
     api(`trainings?project_id=${project.id}`),
     api(`inference?project_id=${project.id}`),
@@ -62,9 +63,11 @@ async function refreshList(box, project) {
     ...inferences.map((p) => ({ kind: "testing", ...p })),
   ].sort((a, b) => b.created.localeCompare(a.created));
   const progress = await Promise.all(rows.map(async (row) => {
-    if (ENDED.has(row.process_status) && row.kind === "testing") return "";
+    if (finalLines.has(row.id)) return finalLines.get(row.id);
     const [answer] = await api(`status?process_id=${row.id}`);
-    return String(answer.status.process_data || "");
+    const line = String(answer.status.process_data || "");
+    if (ENDED.has(answer.status.process_status)) finalLines.set(row.id, line);
+    return line;
   }));
   box.replaceChildren(table(["Kind", "Process", "Weights", "State", "Progress", ""], rows.map((row, i) => [
     row.kind === "training" ? "training" : "inference",
@@ -121,69 +124,59 @@ async function trainingForm(project) {
       defaults[p.name] = value;
       const choices = ((row && row.allowed_value) || (p.type === "list" ? p.values : "") || "")
         .split(",").map((s) => s.trim()).filter(Boolean);
-      let input;
-      if (choices.length > 1 && !/augmentations/i.test(p.name)) {
-        const options = choices.includes(value) ? choices : [value, ...choices]; // keep an unlisted default
-        input = select(p.name, options.map((c) => [c, c || "(default)"]), value);
-      }
-      else if (/augmentations/i.test(p.name)) {
-        input = h("textarea", { name: p.name, rows: 3, spellcheck: "false" }, value);
-      }
-      else input = h("input", { name: p.name, value });
-      return field(p.name, input);
+      return field(p.name, propertyInput(p.name, value, choices));
     }));
   };
   model.addEventListener("change", refill);
   dataset.addEventListener("change", refill);
   await refill();
-  return h("details", { class: "card" }, h("summary", {}, "Start a training"), h("form", {
-    onsubmit: (event) => {
-      event.preventDefault();
-      act(submit, async () => {
-        if (!weights.value) throw new Error("No pretraining of this model can be used on that dataset.");
-        const changed = [...props.querySelectorAll("[name]")]
-          .filter((el) => el.value !== String(defaults[el.name] ?? ""))
-          .map((el) => ({ name: el.name, value: el.value }));
-        const answer = await api("train", {
-          method: "POST",
-          json: {
-            project_id: project.id, dataset_id: Number(dataset.value), weights_id: Number(weights.value),
-            properties: changed,
-          },
-        });
-        message("Training started.");
-        location.hash = `#/processes/training/${answer.process_id}`;
-      });
-    },
-  }, field("Model", model), field("Dataset", dataset), field("Pretraining", weights), props, submit));
+  const start = form({}, submit, async () => {
+    if (!weights.value) throw new Error("No pretraining of this model can be used on that dataset.");
+    const changed = [...props.querySelectorAll("[name]")]
+      .filter((el) => el.value !== String(defaults[el.name] ?? ""))
+      .map((el) => ({ name: el.name, value: el.value }));
+    const answer = await api("train", {
+      method: "POST",
+      json: {
+        project_id: project.id, dataset_id: Number(dataset.value), weights_id: Number(weights.value),
+        properties: changed,
+      },
+    });
+    message("Training started.");
+    location.hash = `#/processes/training/${answer.process_id}`;
+  }, field("Model", model), field("Dataset", dataset), field("Pretraining", weights), props);
+  return h("details", { class: "card" }, h("summary", {}, "Start a training"), start);
+}
+
+/** Augmentation strings are edited as text; listed values are chosen from, keeping an unlisted default. */
+function propertyInput(name, value, choices) {
+  if (/augmentations/i.test(name)) return h("textarea", { name, rows: 3, spellcheck: "false" }, value);
+  if (choices.length < 2) return h("input", { name, value });
+  const options = choices.includes(value) ? choices : [value, ...choices];
+  return select(name, options.map((c) => [c, c || "(default)"]), value);
 }
 
 /** Inference on a dataset's test split with ready weights of the project's task. */
 async function inferenceForm(project) {
-  const [models, datasets] = await Promise.all([cached("models"), api(`datasets?task_id=${project.task_id}`)]);
-  const ours = models.filter((m) => m.task_id === project.task_id);
-  const lists = await Promise.all(ours.map((m) => api(`weights?model_id=${m.id}`)));
-  const choices = ours.flatMap((m, i) => lists[i].map((w) => [w.id, `${w.name} (${m.name})`]));
+  const [ready, datasets] = await Promise.all([
+    readyWeights(project.task_id), api(`datasets?task_id=${project.task_id}`),
+  ]);
+  const choices = ready.map((pair) => [pair.weights.id, weightsLabel(pair)]);
   if (!choices.length || !datasets.length) {
     return h("p", {}, "Inference needs weights and a dataset of this project's task.");
   }
   const weights = select("weights", choices);
   const dataset = select("dataset", datasets.map((d) => [d.id, d.name]));
   const submit = h("button", { type: "submit" }, "Start inference");
-  return h("details", { class: "card", open: true }, h("summary", {}, "Start an inference on a dataset"), h("form", {
-    class: "inline",
-    onsubmit: (event) => {
-      event.preventDefault();
-      act(submit, async () => {
-        const answer = await api("inference", {
-          method: "POST",
-          json: { project_id: project.id, modelweights_id: Number(weights.value), dataset_id: Number(dataset.value) },
-        });
-        message("Inference started.");
-        location.hash = `#/processes/testing/${answer.process_id}`;
-      });
-    },
-  }, field("Weights", weights), field("Dataset", dataset), submit));
+  const start = form({ class: "inline" }, submit, async () => {
+    const answer = await api("inference", {
+      method: "POST",
+      json: { project_id: project.id, modelweights_id: Number(weights.value), dataset_id: Number(dataset.value) },
+    });
+    message("Inference started.");
+    location.hash = `#/processes/testing/${answer.process_id}`;
+  }, field("Weights", weights), field("Dataset", dataset));
+  return h("details", { class: "card", open: true }, h("summary", {}, "Start an inference on a dataset"), start);
 }
 
 /** One process: state, progress, per-epoch charts (training), stop, and per-image outputs (inference). */

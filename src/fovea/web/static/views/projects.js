@@ -1,6 +1,6 @@
 // Projects: list, create for a task, share with other users as OWN or VIEW.
 import { api, cached } from "../api.js";
-import { act, field, formatMembers, h, message, page, parseMembers, select, table } from "../ui.js";
+import { field, form, formatMembers, h, message, page, parseMembers, select, table } from "../ui.js";
 
 export async function projectsView() {
   const show = page();
@@ -11,17 +11,11 @@ export async function projectsView() {
   const create = h("button", { type: "submit" }, "Create project");
   show(
     h("h1", {}, "Projects"),
-    h("form", {
-      class: "card inline",
-      onsubmit: (event) => {
-        event.preventDefault();
-        act(create, async () => {
-          await api("projects", { method: "POST", json: { name: name.value, task_id: Number(task.value) } });
-          message(`Project ${name.value} created.`);
-          projectsView();
-        });
-      },
-    }, field("Name", name), field("Task", task), create),
+    form({ class: "card inline" }, create, async () => {
+      await api("projects", { method: "POST", json: { name: name.value, task_id: Number(task.value) } });
+      message(`Project ${name.value} created.`);
+      projectsView();
+    }, field("Name", name), field("Task", task)),
     table(["Name", "Task", "Members", ""], projects.map((p) => [
       p.name,
       taskName[p.task_id] || p.task_id,
@@ -37,15 +31,9 @@ export function shareForm(path, users, reload) {
     name: "users", value: formatMembers(users), "aria-label": "Members (user:OWN or user:VIEW)",
   });
   const save = h("button", { type: "submit", class: "secondary" }, "Share");
-  return h("form", {
-    class: "share",
-    onsubmit: (event) => {
-      event.preventDefault();
-      act(save, async () => {
-        await api(path, { method: "PATCH", json: { users: parseMembers(input.value) } });
-        message("Sharing saved.");
-        reload();
-      });
-    },
-  }, input, save);
+  return form({ class: "share" }, save, async () => {
+    await api(path, { method: "PATCH", json: { users: parseMembers(input.value) } });
+    message("Sharing saved.");
+    reload();
+  }, input);
 }

@@ -1,30 +1,23 @@
 // Sessions: deploy weights behind a capability URL, copy the URL, and copy client snippets for each protocol.
-import { api, cached } from "../api.js";
-import { act, code, copyButton, field, h, message, page, select, table } from "../ui.js";
+import { api, readyWeights, weightsLabel } from "../api.js";
+import { act, code, copyButton, field, form, h, message, page, select, table } from "../ui.js";
 
 export async function sessionsView() {
   const show = page();
-  const [sessions, models] = await Promise.all([api("sessions"), cached("models")]);
-  const lists = await Promise.all(models.map((m) => api(`weights?model_id=${m.id}`)));
-  const choices = models.flatMap((m, i) => lists[i].map((w) => [w.id, `${w.name} (${m.name})`]));
+  const [sessions, ready] = await Promise.all([api("sessions"), readyWeights()]);
+  const choices = ready.map((pair) => [pair.weights.id, weightsLabel(pair)]);
   const weightsName = Object.fromEntries(choices);
   const weights = select("modelweights_id", choices);
   const name = h("input", { name: "name", placeholder: "defaults to the weights' name", pattern: "[A-Za-z0-9_.-]*" });
   const deploy = h("button", { type: "submit" }, "Deploy");
   show(
     h("h1", {}, "Sessions"),
-    h("form", {
-      class: "card inline",
-      onsubmit: (event) => {
-        event.preventDefault();
-        act(deploy, async () => {
-          const body = { modelweights_id: Number(weights.value), ...(name.value ? { name: name.value } : {}) };
-          const created = await api("sessions", { method: "POST", json: body });
-          message(`Deployed ${created.name}.`);
-          sessionsView();
-        });
-      },
-    }, field("Weights", weights), field("Name", name), deploy),
+    form({ class: "card inline" }, deploy, async () => {
+      const body = { modelweights_id: Number(weights.value), ...(name.value ? { name: name.value } : {}) };
+      const created = await api("sessions", { method: "POST", json: body });
+      message(`Deployed ${created.name}.`);
+      sessionsView();
+    }, field("Weights", weights), field("Name", name)),
     table(["Name", "Weights", "URL", "State", ""], sessions.map((s) => [
       s.name,
       weightsName[s.modelweights_id] || `weights ${s.modelweights_id}`,

@@ -1,20 +1,18 @@
 // Try it: one image (file, drop or URL) through chosen weights with adjustable settings; the result is drawn over
 // the image as the server decoded it, and can be downloaded in every output format.
-import { api, cached, imageUrl } from "../api.js";
+import { api, cached, imageUrl, readyWeights, weightsLabel } from "../api.js";
 import { colorOf, drawPrediction } from "../draw.js";
-import { act, classList, downloadJson, field, h, message, page, select, sleep } from "../ui.js";
+import { act, classList, downloadJson, field, form, h, message, page, select, sleep } from "../ui.js";
 
 const FORMATS = [["json", "Canonical JSON"], ["aicoco", "AiCOCO"], ["supervisely", "Supervisely"], ["coco", "COCO"]];
 const FRACTIONS = new Set(["conf_thres", "iou_thres", "threshold"]);
 
 export async function tryView(params) {
   const show = page();
-  const [models, tasks] = await Promise.all([cached("models"), cached("tasks")]);
-  const lists = await Promise.all(models.map((m) => api(`weights?model_id=${m.id}`)));
-  const choices = models.flatMap((m, i) => lists[i].map((w) => ({ model: m, weights: w })));
+  const [choices, tasks] = await Promise.all([readyWeights(), cached("tasks")]);
   if (!choices.length) return show(h("h1", {}, "Try it"), h("p", {}, "No weights are ready yet."));
   const wanted = params.get("weights") || String(choices[0].weights.id);
-  const picker = select("weights", choices.map((c) => [c.weights.id, `${c.weights.name} (${c.model.name})`]), wanted);
+  const picker = select("weights", choices.map((c) => [c.weights.id, weightsLabel(c)]), wanted);
   const settingsBox = h("fieldset", { class: "settings" });
   const file = h("input", { type: "file", name: "image", accept: "image/*,.dcm,.nii,.nii.gz,.tif,.tiff" });
   const url = h("input", { type: "url", name: "image_url", placeholder: "https://…/photo.jpg" });
@@ -44,35 +42,28 @@ export async function tryView(params) {
   });
   drop.addEventListener("keydown", (event) => { if (event.key === "Enter" || event.key === " ") file.click(); });
 
-  const form = h("form", {
-    class: "card",
-    onsubmit: (event) => {
-      event.preventDefault();
-      act(run, async () => {
-        const chosen = current();
-        const image = dropped || file.files[0];
-        if (!image && !url.value) throw new Error("Choose an image file or paste an image URL first.");
-        const body = {
-          project_id: await projectFor(chosen.model, tasks),
-          modelweights_id: chosen.weights.id,
-          settings: readSettings(settingsBox, chosen.weights.settings || {}),
-          ...(image ? { image_data: await dataUrl(image) } : { image_url: url.value }),
-        };
-        result.replaceChildren(h("p", { class: "busy" }, "Running…"));
-        try {
-          const { process_id: processId } = await api("inferenceSingle", { method: "POST", json: body });
-          const onState = (state) => { result.firstChild.textContent = `Running… (${state})`; };
-          if (await waitFinished(processId, onState, show.current)) await showResult(result, processId);
-        } catch (error) {
-          result.replaceChildren();
-          throw error;
-        }
-      });
-    },
-  },
-  field("Weights", picker), settingsBox, drop, field("Image file", file), field("…or image URL", url), run);
+  const tryForm = form({ class: "card" }, run, async () => {
+    const chosen = current();
+    const image = dropped || file.files[0];
+    if (!image && !url.value) throw new Error("Choose an image file or paste an image URL first.");
+    const body = {
+      project_id: await projectFor(chosen.model, tasks),
+      modelweights_id: chosen.weights.id,
+      settings: readSettings(settingsBox, chosen.weights.settings || {}),
+      ...(image ? { image_data: await dataUrl(image) } : { image_url: url.value }),
+    };
+    result.replaceChildren(h("p", { class: "busy" }, "Running…"));
+    try {
+      const { process_id: processId } = await api("inferenceSingle", { method: "POST", json: body });
+      const onState = (state) => { result.firstChild.textContent = `Running… (${state})`; };
+      if (await waitFinished(processId, onState, show.current)) await showResult(result, processId);
+    } catch (error) {
+      result.replaceChildren();
+      throw error;
+    }
+  }, field("Weights", picker), settingsBox, drop, field("Image file", file), field("…or image URL", url));
   renderSettings();
-  show(h("h1", {}, "Try it"), h("div", { class: "try" }, form, result));
+  show(h("h1", {}, "Try it"), h("div", { class: "try" }, tryForm, result));
   return undefined;
 }
 
