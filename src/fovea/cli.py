@@ -195,6 +195,9 @@ def serve_model(
     port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on.")] = 8000,
     max_batch_size: Annotated[int, typer.Option(min=1, max=256, help="Images per engine run.")] = 8,
     max_delay_ms: Annotated[float, typer.Option(min=0, max=1000, help="Longest wait for a batch to fill.")] = 2.0,
+    workers: Annotated[
+        int | None, typer.Option(min=1, max=256, help="Engine runs side by side under load (default: one per core).")
+    ] = None,
     name: Annotated[str | None, typer.Option(help="Model name in URLs (default: the card's name).")] = None,
     card: Annotated[Path | None, typer.Option(help="A side-car model card overriding the embedded one.")] = None,
     set_: Annotated[list[str], typer.Option("--set", help="Default inference setting key=value.")] = [],  # noqa: B006
@@ -220,7 +223,7 @@ def serve_model(
     limits = Limits(
         max_bytes=int(max_request_mb * 1024 * 1024), max_files=max_files, allow_private_hosts=tuple(allow_url_host)
     )
-    config = SessionConfig(max_batch_size=max_batch_size, max_delay_ms=max_delay_ms, limits=limits)
+    config = SessionConfig(max_batch_size=max_batch_size, max_delay_ms=max_delay_ms, workers=workers, limits=limits)
     folder = MediaFolder(media) if media else None
     session = ModelSession(
         net,

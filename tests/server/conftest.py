@@ -68,7 +68,9 @@ def media_dir(zoo_dir, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def imagenet_url(zoo_dir, media_dir) -> Iterator[str]:
     with serve(
-        zoo_dir / "efficientnet-lite0-imagenet.onnx", "--media", str(media_dir), "--allow-url-host", "127.0.0.1"
+        zoo_dir / "efficientnet-lite0-imagenet.onnx",
+        *("--media", str(media_dir), "--allow-url-host", "127.0.0.1"),
+        *("--workers", "3"),  # more than the cores: side-by-side runs are exercised on any machine
     ) as url:
         yield url
 

@@ -39,6 +39,7 @@ def test_health_and_metadata(client):
     assert json.loads(meta["properties"]["fovea.classes"])[281] == "tabby"
     config = client.get_model_config(MODEL)
     assert config["max_batch_size"] == 8 and config["input"][0]["dims"] == [3, 224, 224]
+    assert config["instance_group"] == [{"name": MODEL, "kind": "KIND_CPU", "count": 3}]  # serve-model --workers 3
     assert [o["name"] for o in config["output"]] == [o["name"] for o in meta["outputs"]]
 
 

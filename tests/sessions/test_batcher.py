@@ -35,23 +35,36 @@ def images(n):
 
 
 class CountingEngine:
-    """Wraps an engine: counts runs and their batch sizes, optionally slow or failing on chosen runs."""
+    """Wraps an engine: counts runs, their batch sizes, threads and spans; optionally slow or failing."""
 
     def __init__(self, engine, *, delay=0.01, fail_on=()):
         self.engine, self.delay, self.fail_on = engine, delay, set(fail_on)
-        self.calls, self.sizes, self.threads = 0, [], set()
+        self.calls, self.sizes, self.thread_names, self.spans = 0, [], [], []
+        self.lock = threading.Lock()
 
     def __getattr__(self, name):
         return getattr(self.engine, name)
 
     def run(self, feeds, outputs=None):
-        self.calls += 1
-        self.sizes.append(len(next(iter(feeds.values()))))
-        self.threads.add(threading.current_thread().name)
+        start = time.monotonic()
+        with self.lock:
+            self.calls += 1
+            call = self.calls
+            self.sizes.append(len(next(iter(feeds.values()))))
+            self.thread_names.append(threading.current_thread().name)
         time.sleep(self.delay)  # a network that takes a moment, so requests pile up
-        if self.calls in self.fail_on:
-            raise RuntimeError(f"engine failure in run {self.calls}")
-        return self.engine.run(feeds, outputs)
+        if call in self.fail_on:
+            raise RuntimeError(f"engine failure in run {call}")
+        result = self.engine.run(feeds, outputs)
+        self.spans.append((start, time.monotonic()))
+        return result
+
+
+def counted(model, **options):
+    """Count every network run of `model`, on its all-cores and its single-core engine alike."""
+    counting = CountingEngine(model.network, **options)
+    model.network = model.throughput_engine = counting
+    return counting
 
 
 async def serving(model, coroutine_factory, **options):
@@ -66,8 +79,7 @@ async def serving(model, coroutine_factory, **options):
 def test_concurrent_requests_share_runs_and_match_sequential_results(segmenter):
     settings = [{"classes": ["bright"]} if k % 2 else None for k in range(16)]  # per-request settings, one batch
     expected = [segmenter.predict(image, s) for image, s in zip(images(16), settings, strict=True)]
-    counting = CountingEngine(segmenter.network)
-    segmenter.network = counting
+    counting = counted(segmenter)
 
     async def requests(batcher):
         results = await asyncio.gather(*(batcher.predict(i, s) for i, s in zip(images(16), settings, strict=True)))
@@ -75,7 +87,7 @@ def test_concurrent_requests_share_runs_and_match_sequential_results(segmenter):
 
     got, stats = asyncio.run(serving(segmenter, requests, max_batch_size=8, max_delay_ms=20))
     assert counting.calls < 16 and max(counting.sizes) <= 8 and sum(counting.sizes) == 16
-    assert counting.threads == {"fovea-batcher"}  # never the event loop
+    assert threading.main_thread().name not in counting.thread_names  # never the event loop
     for prediction, reference in zip(got, expected, strict=True):
         assert prediction.source == reference.source and prediction.size == reference.size
         np.testing.assert_array_equal(prediction.labels, reference.labels)
@@ -85,6 +97,54 @@ def test_concurrent_requests_share_runs_and_match_sequential_results(segmenter):
     assert sum(size * n for size, n in stats.batch_sizes.items()) == 16
     assert sum(stats.queue_wait_counts) == 16 and stats.queue_wait_counts[-1] == 0  # none waited "forever"
     assert len(stats.queue_wait_counts) == len(QUEUE_WAIT_BOUNDS)
+
+
+def test_a_lone_request_runs_where_it_was_prepared_and_company_queues(segmenter):
+    counting = counted(segmenter, delay=0.1)
+
+    async def requests(batcher):
+        await batcher.predict(images(1)[0])  # alone: runs in its preprocessing thread
+        first = asyncio.ensure_future(batcher.predict(images(1)[0]))
+        await asyncio.sleep(0.05)  # the first runs (100 ms) while three more arrive
+        rest = await asyncio.gather(*(batcher.predict(i) for i in images(3)))
+        return [await first, *rest]
+
+    results = asyncio.run(serving(segmenter, requests, max_batch_size=8, max_delay_ms=20, workers=1))
+    assert counting.sizes == [1, 1, 3] and all(r.masks is not None for r in results)
+    alone, _, shared = counting.thread_names
+    assert alone not in ("fovea-batcher-0", threading.main_thread().name) and shared == "fovea-batcher-0"
+
+
+def test_under_load_single_core_runs_go_side_by_side(segmenter):
+    all_cores = CountingEngine(segmenter.network, delay=0.1)
+    one_core = CountingEngine(segmenter.throughput_engine, delay=0.1)
+    segmenter.network, segmenter.throughput_engine = all_cores, one_core
+
+    async def load(batcher):
+        start = time.perf_counter()
+        await asyncio.gather(*(batcher.run(TENSOR) for _ in range(4)))
+        return time.perf_counter() - start
+
+    took = asyncio.run(serving(segmenter, load, max_batch_size=1, max_delay_ms=0, workers=2))
+    assert one_core.calls == 4 and all_cores.calls == 0 and one_core.engine.threads == 1
+    assert len(set(one_core.thread_names)) == 2 and took < 0.35  # two at a time: 0.2 s; one at a time: 0.4 s
+
+
+def test_an_all_cores_run_never_overlaps_single_core_runs(segmenter):
+    all_cores = CountingEngine(segmenter.network, delay=0.1)
+    one_core = CountingEngine(segmenter.throughput_engine, delay=0.05)
+    segmenter.network, segmenter.throughput_engine = all_cores, one_core
+
+    async def mixed(batcher):
+        lone = asyncio.ensure_future(batcher.predict(images(1)[0]))  # alone: all cores, in its own thread
+        await asyncio.sleep(0.03)
+        queued = [batcher.run(TENSOR) for _ in range(3)]  # arrive during that run, and wait for it
+        await asyncio.gather(lone, *queued)
+
+    asyncio.run(serving(segmenter, mixed, max_batch_size=1, max_delay_ms=0, workers=2))
+    assert all_cores.calls == 1 and one_core.calls == 3
+    [(start, end)] = all_cores.spans
+    assert all(s >= end or e <= start for s, e in one_core.spans)
 
 
 def test_a_lone_request_does_not_wait_for_company(segmenter):
@@ -98,8 +158,7 @@ def test_a_lone_request_does_not_wait_for_company(segmenter):
 
 
 def test_the_batch_closes_at_max_delay_when_company_is_late(segmenter):
-    counting = CountingEngine(segmenter.network, delay=0)
-    segmenter.network = counting
+    counting = counted(segmenter, delay=0)
     image = images(1)[0]
 
     def slow_prepare():
@@ -120,7 +179,7 @@ def test_the_batch_closes_at_max_delay_when_company_is_late(segmenter):
 
 
 def test_a_full_queue_answers_overloaded_at_once(segmenter):
-    segmenter.network = CountingEngine(segmenter.network, delay=0.05)
+    counted(segmenter, delay=0.05)
 
     async def flood(batcher):
         start = time.perf_counter()
@@ -131,7 +190,8 @@ def test_a_full_queue_answers_overloaded_at_once(segmenter):
         results = await asyncio.gather(*tasks, return_exceptions=True)
         return refused, elapsed, results
 
-    refused, elapsed, results = asyncio.run(serving(segmenter, flood, max_batch_size=1, max_delay_ms=0, max_queue=2))
+    options = {"max_batch_size": 1, "max_delay_ms": 0, "max_queue": 2, "workers": 1}
+    refused, elapsed, results = asyncio.run(serving(segmenter, flood, **options))
     assert refused and all(isinstance(e, Overloaded) for e in refused) and elapsed < 0.04
     assert all(e.retry_after >= 1 and e.retry_after == int(e.retry_after) for e in refused)
     served = [r for r in results if isinstance(r, list)]
@@ -152,8 +212,7 @@ def test_bad_settings_fail_before_anything_is_queued(segmenter):
 
 
 def test_a_failing_run_fails_only_its_batch(segmenter):
-    counting = CountingEngine(segmenter.network, delay=0.02, fail_on={1})
-    segmenter.network = counting
+    counting = counted(segmenter, delay=0.02, fail_on={1})
 
     async def requests(batcher):
         return await asyncio.gather(*(batcher.predict(i) for i in images(12)), return_exceptions=True)
@@ -166,8 +225,7 @@ def test_a_failing_run_fails_only_its_batch(segmenter):
 
 
 def test_a_tensor_of_another_shape_runs_alone(segmenter):
-    counting = CountingEngine(segmenter.network, delay=0.02)
-    segmenter.network = counting
+    counted(segmenter, delay=0.02)
 
     async def mixed(batcher):
         first = asyncio.ensure_future(batcher.run(TENSOR))  # occupies the worker while the rest queue up
@@ -176,7 +234,7 @@ def test_a_tensor_of_another_shape_runs_alone(segmenter):
         rest = [batcher.run(TENSOR), batcher.run(odd), batcher.run(TENSOR)]
         return await asyncio.gather(first, *rest, return_exceptions=True)
 
-    results = asyncio.run(serving(segmenter, mixed, max_batch_size=8, max_delay_ms=0))
+    results = asyncio.run(serving(segmenter, mixed, max_batch_size=8, max_delay_ms=0, workers=1))
     assert [isinstance(r, Exception) for r in results] == [False, False, True, False]
     assert [r[0].shape for r in results if isinstance(r, list)] == [(1, 2, 32, 32)] * 3
 
@@ -186,12 +244,17 @@ def test_outputs_without_a_batch_axis_fail_the_batch_clearly(segmenter):
         def run(self, feeds, outputs=None):
             return {k: v[:1] for k, v in super().run(feeds, outputs).items()}
 
-    segmenter.network = FirstRowOnly(segmenter.network)
+    segmenter.network = segmenter.throughput_engine = FirstRowOnly(segmenter.network, delay=0.1)
 
     async def requests(batcher):
-        return await asyncio.gather(*(batcher.predict(i) for i in images(4)), return_exceptions=True)
+        # Occupies the worker, so the four queue together; of another shape, it never joins their batch.
+        busy = asyncio.ensure_future(batcher.run(np.zeros((1, 3, 16, 16), np.float32)))
+        await asyncio.sleep(0.001)
+        results = await asyncio.gather(*(batcher.predict(i) for i in images(4)), return_exceptions=True)
+        await asyncio.gather(busy, return_exceptions=True)
+        return results
 
-    results = asyncio.run(serving(segmenter, requests, max_batch_size=4, max_delay_ms=50))
+    results = asyncio.run(serving(segmenter, requests, max_batch_size=4, max_delay_ms=50, workers=1))
     assert all(isinstance(r, BatchMismatch) and "for a batch of 4" in str(r) for r in results)
 
 
@@ -199,8 +262,7 @@ def test_a_fixed_batch_graph_is_never_batched_beyond_its_size(tmp_path):
     card = ModelCard(task="classification", classes=["a", "b"], input={"size": (8, 8)}, decoder={"kind": "softmax"})
     logits = {"logits": np.array([[0.0, 1.0]], np.float32)}
     model = fovea.load(constant_outputs(tmp_path / "c.onnx", card, logits, input_shape=[1, 3, 8, 8]))
-    counting = CountingEngine(model.network, delay=0.005)
-    model.network = counting
+    counting = counted(model, delay=0.005)
     image = fovea.Image(np.zeros((8, 8, 3), np.uint8))
 
     async def requests(batcher):
@@ -237,10 +299,10 @@ def test_decoding_runs_on_the_loop_when_cheap_and_in_a_thread_when_not(segmenter
 
 
 def test_close_fails_what_is_still_queued_and_refuses_new_work(segmenter):
-    segmenter.network = CountingEngine(segmenter.network, delay=0.02)
+    counted(segmenter, delay=0.02)
 
     async def main():
-        batcher = DynamicBatcher(segmenter, max_batch_size=1, max_delay_ms=0)
+        batcher = DynamicBatcher(segmenter, max_batch_size=1, max_delay_ms=0, workers=1)
         with pytest.raises(Closed):
             await batcher.run(TENSOR)  # not started yet
         await batcher.start()

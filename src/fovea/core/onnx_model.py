@@ -140,7 +140,7 @@ class OnnxModel(BaseInferenceModel):
 
         def work(chunk: list[Source]) -> list[Prediction]:
             images = [self._read_image(source) for source in chunk]
-            predictions = self._predict_images(images, settings, self._throughput_engine)
+            predictions = self._predict_images(images, settings, self.throughput_engine)
             if progress:
                 progress(len(chunk))
             return predictions
@@ -231,8 +231,9 @@ class OnnxModel(BaseInferenceModel):
         return dim if isinstance(dim, int) and dim > 0 else None
 
     @cached_property
-    def _throughput_engine(self) -> OnnxEngine:
-        """A second session with one intra-op thread, for one-pipeline-per-core batch work."""
+    def throughput_engine(self) -> OnnxEngine:
+        """A second session with one intra-op thread, for one-pipeline-per-core work: several threads may run
+        it side by side (dataset inference, a session's batches under load)."""
         if self.network.threads == 1:
             return self.network
         return OnnxEngine(self.path, providers=self._providers, threads=1)

@@ -36,6 +36,7 @@ class SessionConfig:
     max_batch_size: int = 8
     max_delay_ms: float = 2.0
     max_queue: int = 256
+    workers: int | None = None  # engine runs side by side under load; None: one per core
     limits: Limits = DEFAULT_LIMITS
 
 
@@ -71,6 +72,7 @@ class ModelSession:
             max_batch_size=config.max_batch_size,
             max_delay_ms=config.max_delay_ms,
             max_queue=config.max_queue,
+            workers=config.workers,
         )
         self.requests = store or InMemoryRequestStore()
         self.image_resolver = image_resolver

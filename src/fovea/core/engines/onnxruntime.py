@@ -61,6 +61,11 @@ class OnnxEngine:
     def providers(self) -> list[str]:
         return self.session.get_providers()
 
+    @property
+    def on_cpu(self) -> bool:
+        """No accelerator runs this model's nodes (CPU is ONNX Runtime's last resort)."""
+        return self.providers[0] == "CPUExecutionProvider"
+
     def input_shape(self, name: str | None = None) -> list[int | str | None]:
         return list(self.inputs[name or self.input_names[0]].shape)
 

@@ -115,6 +115,7 @@ async def model_config(request: Request, model: str, version: str | None = None)
     max_batch = batch_limit(session)
     tensor = tensor_input(session)
     layout = session.card.input.layout
+    kind = "KIND_CPU" if session.model.network.on_cpu else "KIND_GPU"
     config: dict[str, Any] = {
         "name": session.name,
         "platform": "onnxruntime_onnx",
@@ -137,6 +138,8 @@ async def model_config(request: Request, model: str, version: str | None = None)
             for o in raw_outputs(session)
         ],
         "version_policy": {"latest": {"num_versions": 1}},
+        # Triton's word for engine runs that may go side by side: the batcher's workers.
+        "instance_group": [{"name": session.name, "kind": kind, "count": session.batcher.workers}],
     }
     if max_batch > 1:
         config["dynamic_batching"] = {}

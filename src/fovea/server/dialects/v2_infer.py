@@ -6,6 +6,7 @@ import asyncio
 import gzip
 import time
 import zlib
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -48,8 +49,7 @@ def _settings(session: ModelSession, parameters: dict[str, Any]) -> dict[str, An
 async def run_infer(request: Request, session: ModelSession, parsed: InferRequest, stats: V2Stats) -> Response:
     t0 = time.perf_counter()
     settings = _settings(session, parsed.parameters)
-    prepared, tensor = await _inputs(request, session, parsed)
-    t_input = time.perf_counter() - t0
+    images, tensor = _inputs(request, session, parsed)
     raw_names = session.model.output_names
     post = postprocessed_names(session.card.task, raw_names)
     requested = parsed.outputs
@@ -59,13 +59,14 @@ async def run_infer(request: Request, session: ModelSession, parsed: InferReques
             raise InputError(f"unknown output {unknown[0]!r}; outputs are {', '.join([*raw_names, *post])}")
     wanted = [o.name for o in requested] if requested is not None else list(raw_names)
     timing: dict[str, float] = {}
-    if prepared is not None:
-        outs = await asyncio.gather(*(session.batcher.run(b.tensor, timing) for b in prepared))
-        outputs = [np.concatenate(column) for column in zip(*outs, strict=True)]
+    if images is not None:
+        # Each image is decoded and preprocessed in a worker thread, then shares a run with whatever is queued.
+        runs = await asyncio.gather(*(session.batcher.prepare_and_run(prepare, timing) for prepare in images))
+        outputs = [np.concatenate(column) for column in zip(*(out for _, out in runs), strict=True)]
         batch = Batch(
-            np.concatenate([b.tensor for b in prepared]),
-            [g for b in prepared for g in b.geometries],
-            [name for b in prepared for name in b.names],
+            np.concatenate([b.tensor for b, _ in runs]),
+            [g for b, _ in runs for g in b.geometries],
+            [name for b, _ in runs for name in b.names],
         )
     else:
         outputs = await session.batcher.run(tensor, timing)
@@ -73,6 +74,8 @@ async def run_infer(request: Request, session: ModelSession, parsed: InferReques
         identity = Geometry(size, size, (1.0, 1.0), (0.0, 0.0))
         batch = Batch(tensor, [identity] * len(tensor), [""] * len(tensor))
     t1 = time.perf_counter()
+    # Input time is what neither waited in the queue nor ran the network: parsing, decoding, preprocessing.
+    t_input = max(0.0, t1 - t0 - timing.get("queue", 0.0) - timing.get("run", 0.0))
     by_name = dict(zip(raw_names, outputs, strict=True))
     predictions = None
     if any(name in post for name in wanted):
@@ -108,13 +111,13 @@ def _respond(request: Request, body: bytes, headers: dict[str, str]) -> Response
     return Response(body, media_type=media_type, headers=headers)
 
 
-async def _inputs(
+def _inputs(
     request: Request, session: ModelSession, parsed: InferRequest
-) -> tuple[list[Batch] | None, np.ndarray | None]:
-    """Either decoded images (from `image_bytes` or a raw image body) or a ready tensor."""
+) -> tuple[list[Callable[[], Batch]] | None, np.ndarray | None]:
+    """Either images to decode (from `image_bytes` or a raw image body), one preparation each, or a ready tensor."""
     tensor_name = session.model.input_name
     if parsed.raw is not None:
-        return await _raw_input(request, session, parsed.raw)
+        return _raw_input(request, session, parsed.raw)
     by_name: dict[str, InputTensor] = {}
     for tensor in parsed.inputs:
         if tensor.name not in (tensor_name, IMAGE_INPUT):
@@ -135,14 +138,16 @@ async def _inputs(
         elements = list(encoded.array.ravel())
         _check_batch(session, len(elements))
 
-        def prepare(i: int, data: bytes) -> Batch:
-            try:
-                return session.prepare_image(data, f"image_bytes[{i}]")
-            except InputError as exc:
-                raise InputError(f"{IMAGE_INPUT}[{i}]: {exc}") from None
+        def preparer(i: int, data: bytes) -> Callable[[], Batch]:
+            def prepare() -> Batch:
+                try:
+                    return session.prepare_image(data, f"image_bytes[{i}]")
+                except InputError as exc:
+                    raise InputError(f"{IMAGE_INPUT}[{i}]: {exc}") from None
 
-        batches = await asyncio.gather(*(asyncio.to_thread(prepare, i, bytes(d)) for i, d in enumerate(elements)))
-        return list(batches), None
+            return prepare
+
+        return [preparer(i, bytes(d)) for i, d in enumerate(elements)], None
     return None, _check_tensor(session, by_name[tensor_name])
 
 
@@ -162,9 +167,9 @@ def _check_tensor(session: ModelSession, tensor: InputTensor) -> np.ndarray:
     return np.ascontiguousarray(tensor.array, DATATYPES[tensor.datatype].newbyteorder("="))
 
 
-async def _raw_input(
+def _raw_input(
     request: Request, session: ModelSession, raw: bytes
-) -> tuple[list[Batch] | None, np.ndarray | None]:
+) -> tuple[list[Callable[[], Batch]] | None, np.ndarray | None]:
     """Raw mode (§8.4): a batch-1 tensor when the size says so, else one encoded image (4-byte prefix optional)."""
     expected = tensor_input(session)
     dtype = DATATYPES[expected["datatype"]]
@@ -176,4 +181,4 @@ async def _raw_input(
         return None, np.frombuffer(raw, dtype).reshape(shape).copy()
     if len(raw) > 4 and int.from_bytes(raw[:4], "little") == len(raw) - 4:
         raw = raw[4:]
-    return [await asyncio.to_thread(session.prepare_image, raw, "body")], None
+    return [lambda: session.prepare_image(raw, "body")], None
