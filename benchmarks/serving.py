@@ -5,6 +5,10 @@
 Everything is measured in this run on this machine (shared and noisy: compare ratios). The client runs in
 this process with asyncio, 16 concurrent requests; both servers get the same client and the same JPEGs.
 Targets (DESIGN.md §6): 16 clients >= 1.2x the reference loop; 1 client p50 <= in-process predict + 3 ms.
+
+The single-client latency alternates short blocks of in-process `model.predict` and of V2 requests from
+three clients, so that all see the same machine: measured one after the other, the machine's drift
+between phases (often 1-3 ms here) would land in the difference.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import http.client
 import json
 import os
 import signal
@@ -24,6 +29,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import numpy as np
+import tritonclient.http as triton
 
 import fovea
 from benchmarks.photos import make_photos
@@ -65,9 +72,8 @@ def v2_body(jpeg: bytes) -> tuple[bytes, dict[str, str]]:
     return header + blob, {"Inference-Header-Content-Length": str(len(header))}
 
 
-async def load(url: str, kind: str, photos: list[bytes], requests: int, concurrency: int) -> tuple[float, list[float]]:
-    """(requests per second, per-request latencies) with `concurrency` requests in flight."""
-    latencies: list[float] = []
+async def load(url: str, kind: str, photos: list[bytes], requests: int, concurrency: int) -> float:
+    """Requests per second with `concurrency` requests in flight."""
     counter = iter(range(requests))
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(limits=limits, timeout=120) as client:
@@ -75,7 +81,6 @@ async def load(url: str, kind: str, photos: list[bytes], requests: int, concurre
         async def worker() -> None:
             for i in counter:
                 jpeg = photos[i % len(photos)]
-                start = time.perf_counter()
                 if kind == "v2":
                     body, headers = v2_body(jpeg)
                     response = await client.post(f"{url}/v2/models/{MODEL}/infer", content=body, headers=headers)
@@ -86,17 +91,68 @@ async def load(url: str, kind: str, photos: list[bytes], requests: int, concurre
                         f"{url}/inference_image", files={"files": ("p.jpg", jpeg, "image/jpeg")}
                     )
                 response.raise_for_status()
-                latencies.append(time.perf_counter() - start)
 
         start = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
-        return requests / (time.perf_counter() - start), latencies
+        return requests / (time.perf_counter() - start)
+
+
+def single_client(url: str, model: fovea.OnnxModel, photos: list[bytes], rounds: int) -> dict[str, float]:
+    """p50 seconds per request, one at a time: in-process predict, then V2 over HTTP with three clients.
+
+    The stdlib's http.client adds least of its own, so it shows the server's overhead most nearly;
+    tritonclient is what V2 users run; httpx parses responses in pure Python and costs the most.
+    """
+    host = url.removeprefix("http://")
+    path = f"/v2/models/{MODEL}/infer"
+    output = [triton.InferRequestedOutput("labels", binary_data=True)]
+
+    def in_process(jpeg: bytes) -> None:
+        model.predict(jpeg)
+
+    def with_stdlib(jpeg: bytes) -> None:
+        body, headers = v2_body(jpeg)
+        connection.request("POST", path, body=body, headers=headers)
+        response = connection.getresponse()
+        response.read()
+        if response.status != 200:
+            raise RuntimeError(f"{path} answered {response.status}")
+
+    def with_httpx(jpeg: bytes) -> None:
+        body, headers = v2_body(jpeg)
+        client.post(url + path, content=body, headers=headers).raise_for_status()
+
+    def with_triton(jpeg: bytes) -> None:
+        tensor = triton.InferInput("image_bytes", [1], "BYTES")
+        tensor.set_data_from_numpy(np.array([jpeg], dtype=object), binary_data=True)
+        tritonclient.infer(MODEL, [tensor], outputs=output)
+
+    calls = {"in-process": in_process, "http.client": with_stdlib, "tritonclient": with_triton, "httpx": with_httpx}
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    connection = http.client.HTTPConnection(host, timeout=60)
+    with (
+        contextlib.closing(connection),
+        httpx.Client(timeout=60) as client,
+        contextlib.closing(triton.InferenceServerClient(host)) as tritonclient,
+    ):
+        for round_ in range(rounds):
+            block = [photos[(round_ * 10 + i) % len(photos)] for i in range(10)]
+            order = list(calls) if round_ % 2 == 0 else list(reversed(calls))
+            for name in order:
+                for jpeg in block:
+                    start = time.perf_counter()
+                    calls[name](jpeg)
+                    if round_:  # the first round warms each path up
+                        times[name].append(time.perf_counter() - start)
+                time.sleep(0.02)  # let the last request's threads settle before the next block
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=200)
     parser.add_argument("--requests", type=int, default=400)
+    parser.add_argument("--rounds", type=int, default=16, help="Blocks of 10 single-client requests per path.")
     parser.add_argument("--zoo", type=Path, default=None)
     args = parser.parse_args()
 
@@ -106,13 +162,6 @@ def main() -> None:
     model = fovea.load(entry.path)
     ref = reference_loop(paths, entry.path, model.card)
     lim, _, _ = limit(paths, entry.path, model.card)
-
-    in_process = []
-    for jpeg in photos[:100]:
-        start = time.perf_counter()
-        model.predict(jpeg)
-        in_process.append(time.perf_counter() - start)
-    p50_model = statistics.median(in_process)
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -129,16 +178,15 @@ def main() -> None:
     ]
     with process(serve, f"{url}/readyz"):
         asyncio.run(load(url, "v2", photos, 32, 4))  # warm-up
-        v2, _ = asyncio.run(load(url, "v2", photos, args.requests, 16))
-        multipart, _ = asyncio.run(load(url, "multipart", photos, args.requests, 16))
-        _, single = asyncio.run(load(url, "v2", photos, 100, 1))
-    p50 = statistics.median(single)
+        v2 = asyncio.run(load(url, "v2", photos, args.requests, 16))
+        multipart = asyncio.run(load(url, "multipart", photos, args.requests, 16))
+        p50 = single_client(url, model, photos, args.rounds)
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     with process([sys.executable, "-m", "benchmarks.litserve_app", str(entry.path), str(port)], f"{url}/health"):
         asyncio.run(load(url, "litserve", photos, 32, 4))
-        litserve, _ = asyncio.run(load(url, "litserve", photos, args.requests, 16))
+        litserve = asyncio.run(load(url, "litserve", photos, args.requests, 16))
 
     print(f"{args.requests} requests of ~1000 px JPEGs, model {MODEL}, client in this process")
     print(f"reference loop              {ref:7.1f} img/s   1.00x")
@@ -147,8 +195,11 @@ def main() -> None:
     print(f"16 clients, multipart       {multipart:7.1f} img/s   {multipart / ref:.2f}x")
     print(f"16 clients, LitServe        {litserve:7.1f} img/s   {litserve / ref:.2f}x")
     print(f"  Fovea multipart / LitServe: {multipart / litserve:.2f}x")
-    overhead = (p50 - p50_model) * 1e3
-    print(f"1 client p50: HTTP {p50 * 1e3:.1f} ms, in-process {p50_model * 1e3:.1f} ms, overhead {overhead:+.1f} ms")
+    reference = p50["in-process"]
+    print(f"1 client p50, {args.rounds - 1} x 10 requests each, alternating: in-process {reference * 1e3:.1f} ms")
+    for client in ("http.client", "tritonclient", "httpx"):
+        overhead = (p50[client] - reference) * 1e3
+        print(f"  V2 over HTTP, {client:<12} {p50[client] * 1e3:5.1f} ms   overhead {overhead:+.1f} ms")
 
 
 if __name__ == "__main__":
