@@ -5,8 +5,8 @@ event loop), one per core, each take what has arrived, wait at most `max_delay_m
 for more (and only while more are on their way: a lone request does not wait), run the network once on
 the concatenated tensor with a single-threaded engine, and hand each caller its rows of the outputs.
 Single-core runs side by side keep both cores busy where one two-thread run would stall whenever decoding
-preempts one of its threads: 16 clients on 2 cores served 94 images/s this way against 67 with one
-two-thread run at a time (benchmarks/serving.py).
+preempts one of its threads: 16 clients on 2 cores got 94 images/s this way against 67 with one
+two-thread run at a time, in one A/B run of benchmarks/serving.py's load.
 
 A caller that finds itself alone (nothing queued, running or being prepared) runs the network with the
 all-cores engine in its own preprocessing thread instead: the lowest latency for one image, and two
