@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from fovea.core.card import ModelCard
-from tests.core.graphs import constant_outputs
+from tests.core.graphs import bright_pixels_segmenter, constant_outputs
 from tests.media import write_video
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -72,6 +72,20 @@ def imagenet_url(zoo_dir, media_dir) -> Iterator[str]:
         *("--media", str(media_dir), "--allow-url-host", "127.0.0.1"),
         *("--workers", "3"),  # more than the cores: side-by-side runs are exercised on any machine
     ) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def segmenter_url(tmp_path_factory) -> Iterator[str]:
+    """A 2-class segmenter at 64x64 whose `bright` class is every pixel with a bright red channel."""
+    card = ModelCard(
+        name="bright",
+        task="segmentation",
+        classes=[{"name": "background", "display": False}, {"name": "bright", "color": "#FF0000"}],
+        input={"size": (64, 64)},
+        decoder={"kind": "argmax"},
+    )
+    with serve(bright_pixels_segmenter(tmp_path_factory.mktemp("seg") / "seg.onnx", card)) as url:
         yield url
 
 

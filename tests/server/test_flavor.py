@@ -13,7 +13,7 @@ from PIL import Image
 from pydicom.data import get_testdata_file
 
 from fovea.core.card import ModelCard
-from tests.core.graphs import bright_pixels_segmenter, bright_voxels_segmenter, constant_outputs
+from tests.core.graphs import bright_voxels_segmenter, constant_outputs
 from tests.server.conftest import DETECTOR_BOXES, serve
 
 
@@ -53,19 +53,6 @@ def test_detection_boxes_in_original_pixels(detector_url):
     assert [o["category_ids"] for o in out["objects"]] == [[dog], [cat]]
     assert [a["bbox"] for a in out["annotations"]] == [[box] for box in DETECTOR_BOXES]
     assert out["objects"][0]["confidence"] == pytest.approx(0.9)
-
-
-@pytest.fixture(scope="module")
-def segmenter_url(tmp_path_factory):
-    card = ModelCard(
-        name="bright",
-        task="segmentation",
-        classes=[{"name": "background", "display": False}, {"name": "bright", "color": "#FF0000"}],
-        input={"size": (64, 64)},
-        decoder={"kind": "argmax"},
-    )
-    with serve(bright_pixels_segmenter(tmp_path_factory.mktemp("seg") / "seg.onnx", card)) as url:
-        yield url
 
 
 def test_2d_segmentation_polygons_and_several_images(segmenter_url):

@@ -4,6 +4,7 @@ import asyncio
 import gzip
 import json
 
+import cv2
 import httpx
 import numpy as np
 import pytest
@@ -192,3 +193,21 @@ def test_statistics_and_repository(client, zoo_dir):
     assert client.is_model_ready(MODEL)
     with pytest.raises(InferenceServerException, match="failed to load"):
         client.load_model("wrong_model_name")
+
+
+def test_segmentation_masks_come_back_at_each_image_size(segmenter_url):
+    bright = np.zeros((100, 120, 3), np.uint8)
+    bright[20:60, 30:90, 2] = 255  # red, in OpenCV's BGR order
+    dark = np.zeros((50, 50, 3), np.uint8)
+    tensor = httpclient.InferInput("image_bytes", [2], "BYTES")
+    pngs = [cv2.imencode(".png", pixels)[1].tobytes() for pixels in (bright, dark)]
+    tensor.set_data_from_numpy(np.array(pngs, dtype=object), binary_data=True)
+    client = httpclient.InferenceServerClient(segmenter_url.removeprefix("http://"))
+    outputs = [httpclient.InferRequestedOutput("masks"), httpclient.InferRequestedOutput("image_sizes")]
+    result = client.infer("bright", [tensor], outputs=outputs)
+    masks = result.as_numpy("masks")
+    assert masks.shape == (2, 100, 120) and result.as_numpy("image_sizes").tolist() == [[100, 120], [50, 50]]
+    band = np.zeros((100, 120), bool)
+    band[18:62, 28:92] = True  # the bright band, give or take the 64x64 model's resolution
+    assert (masks[0, 22:58, 32:88] == 1).all() and not (masks[0][~band] == 1).any()
+    assert (masks[1, :50, :50] == 0).all() and (masks[1, 50:] == 255).all()  # padding past the smaller image

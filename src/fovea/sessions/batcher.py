@@ -169,7 +169,7 @@ class DynamicBatcher:
         """Like `predict`, with `prepare()` (e.g. decode + preprocess of an upload) run in one worker-thread hop."""
         resolved = resolve_settings(self.model.card, settings)  # bad settings fail before queueing
         batch, outputs = await self.prepare_and_run(prepare)
-        return await self._postprocess(outputs, batch, resolved)
+        return (await self.postprocess(outputs, batch, resolved))[0]
 
     async def prepare_and_run(
         self, prepare: Callable[[], Batch], timing: dict[str, float] | None = None
@@ -245,19 +245,24 @@ class DynamicBatcher:
         runs_queued = self.queue.qsize() / self.max_batch_size / self.workers
         return float(max(1, math.ceil(runs_queued * per_run)))
 
-    async def _postprocess(self, outputs: list[np.ndarray], batch: Batch, settings: dict[str, Any]) -> Prediction:
+    async def postprocess(
+        self, outputs: list[np.ndarray], batch: Batch, settings: Mapping[str, Any]
+    ) -> list[Prediction]:
+        """Decode a request's rows with its settings: on the loop while that has been cheap, else in a thread."""
         cost = self._postprocess_s
         if cost is not None and cost < INLINE_POSTPROCESS_S:
             return self._timed_postprocess(outputs, batch, settings)
         return await asyncio.to_thread(self._timed_postprocess, outputs, batch, settings)
 
-    def _timed_postprocess(self, outputs: list[np.ndarray], batch: Batch, settings: dict[str, Any]) -> Prediction:
+    def _timed_postprocess(
+        self, outputs: list[np.ndarray], batch: Batch, settings: Mapping[str, Any]
+    ) -> list[Prediction]:
         started = time.perf_counter()
-        prediction = self.model.postprocess((outputs, batch), settings)[0]
+        predictions = self.model.postprocess((outputs, batch), settings)
         took = time.perf_counter() - started
         cost = self._postprocess_s
         self._postprocess_s = took if cost is None or took > cost else 0.9 * cost + 0.1 * took
-        return prediction
+        return predictions
 
     def _fail_queued(self) -> None:
         while True:

@@ -79,7 +79,7 @@ async def run_infer(request: Request, session: ModelSession, parsed: InferReques
     by_name = dict(zip(raw_names, outputs, strict=True))
     predictions = None
     if any(name in post for name in wanted):
-        predictions = session.model.postprocess((outputs, batch), settings)
+        predictions = await session.batcher.postprocess(outputs, batch, settings)  # segmentation masks: off the loop
     results = []
     binary_default = bool(parsed.parameters.get("binary_data_output", False)) or parsed.raw is not None
     for name in wanted:
