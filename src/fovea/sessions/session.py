@@ -107,13 +107,22 @@ class ModelSession:
         """Decode and preprocess one 2-D upload in the calling thread (one hop off the event loop)."""
         item = read_input(data, name=name, limits=self.limits, min_size=self.model.preprocessor.min_decode_size)
         if isinstance(item, Volume):
-            raise InputError(f"{name or 'input'} is a volume; this endpoint takes 2-D images")
+            raise InputError(f"{name or 'input'} is a volume, but {self.card.name} takes 2-D images here")
         return self.model.preprocess([item])
 
     async def predict(self, image: Image, settings: Mapping[str, Any] | None = None) -> Prediction:
         """One image through the dynamic batcher."""
         prediction = await self.batcher.predict(image, self.settings(settings))
         prediction.source = image.name
+        return prediction
+
+    async def predict_image_bytes(
+        self, data: bytes, name: str, settings: Mapping[str, Any] | None = None
+    ) -> Prediction:
+        """Decode and predict one 2-D upload in one worker-thread hop; a volume is an InputError."""
+        merged = self.settings(settings)
+        prediction = await self.batcher.predict_prepared(lambda: self.prepare_image(data, name), merged)
+        prediction.source = name
         return prediction
 
     async def predict_bytes(self, data: bytes, name: str, settings: Mapping[str, Any] | None = None) -> Prediction:

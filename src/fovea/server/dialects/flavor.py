@@ -11,7 +11,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from fovea.core.formats import to_aicoco
-from fovea.core.io import Volume, read_dicom_series, read_input, sniff
+from fovea.core.io import read_dicom_series, read_input, sniff
 from fovea.errors import InputError
 from fovea.server.errors import dialect_route
 from fovea.server.uploads import json_field, read_files, read_form
@@ -56,16 +56,9 @@ async def _invoke(request: Request) -> dict[str, Any]:
         return to_aicoco([prediction], ordered, session.card)
     ordered = sorted(entries, key=lambda e: e["index"])
     predictions = await asyncio.gather(
-        *(_image(session, uploads[e["file_name"]], e["file_name"], settings) for e in ordered)
+        *(session.predict_image_bytes(uploads[e["file_name"]], e["file_name"], settings) for e in ordered)
     )
     return to_aicoco(predictions, ordered, session.card)
-
-
-async def _image(session: ModelSession, data: bytes, name: str, settings: dict[str, Any]) -> Any:
-    item = await session.decode(data, name)
-    if isinstance(item, Volume):
-        raise InputError(f"{name} is a volume, but {session.card.name} is a 2-D model")
-    return await session.predict(item, settings)
 
 
 async def _volume(session: ModelSession, uploads: dict[str, bytes], entries: list[dict[str, Any]]) -> tuple[Any, list]:
