@@ -39,12 +39,13 @@ def create_session_app(session: ModelSession, *, manage_lifecycle: bool = True) 
     app.state.session = session
     app.state.metrics = SessionMetrics()
     app.state.metrics_seen = {}
-    # V2 first: its infer is the latency-critical route and matching walks the routes in order (~3 us each);
-    # the dialects' paths never overlap, so the order changes nothing else.
-    app.include_router(v2.router)
-    app.include_router(ops.router)
-    app.include_router(supervisely.router)
+    # Matching walks the routes in order, ~9 us each under FastAPI 0.165: the dialects with one hot route
+    # go first (FLaVor's 2 routes, then V2 with infer first), Supervisely's 34 and the probes after. The
+    # dialects' paths never overlap, so the order changes nothing else.
     app.include_router(flavor.router)
+    app.include_router(v2.router)
+    app.include_router(supervisely.router)
+    app.include_router(ops.router)
     install_http_error_handler(app)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     app.add_middleware(BodyLimit, max_bytes=session.limits.max_bytes)

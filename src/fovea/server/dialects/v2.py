@@ -51,6 +51,32 @@ def _loaded(request: Request) -> bool:
     return not getattr(request.app.state, "unloaded", False) and _session(request).batcher.running
 
 
+# -- inference (first: FastAPI matches routes in order, and this is the hot path) -----------------
+
+
+@router.post("/models/{model}/versions/{version}/infer")
+@router.post("/models/{model}/infer")  # the innermost decorator registers first: tritonclient's default path
+async def infer(request: Request, model: str, version: str | None = None) -> Response:
+    session = _session(request)
+    _check_model(session, model, version)
+    stats = _stats(request)
+    started = time.perf_counter()
+    try:
+        if not _loaded(request):
+            raise NotReady("the model is not loaded")
+        body = await read_body(request, session.limits.max_bytes)
+        parsed = parse_infer_request(
+            body, request.headers.get("inference-header-content-length"), max_bytes=session.limits.max_bytes
+        )
+        response = await run_infer(request, session, parsed, stats)
+    except Exception:
+        stats.add(stats.fail, time.perf_counter() - started)
+        raise
+    stats.add(stats.success, time.perf_counter() - started)
+    stats.last_inference = int(time.time() * 1000)
+    return response
+
+
 # -- shapes the model advertises ------------------------------------------------------------------
 
 
@@ -221,32 +247,6 @@ async def _json_body(request: Request) -> dict[str, Any]:
     except ValueError:
         return {}  # curl-based clients send an empty form body
     return value if isinstance(value, dict) else {}
-
-
-# -- inference ------------------------------------------------------------------------------------
-
-
-@router.post("/models/{model}/infer")
-@router.post("/models/{model}/versions/{version}/infer")
-async def infer(request: Request, model: str, version: str | None = None) -> Response:
-    session = _session(request)
-    _check_model(session, model, version)
-    stats = _stats(request)
-    started = time.perf_counter()
-    try:
-        if not _loaded(request):
-            raise NotReady("the model is not loaded")
-        body = await read_body(request, session.limits.max_bytes)
-        parsed = parse_infer_request(
-            body, request.headers.get("inference-header-content-length"), max_bytes=session.limits.max_bytes
-        )
-        response = await run_infer(request, session, parsed, stats)
-    except Exception:
-        stats.add(stats.fail, time.perf_counter() - started)
-        raise
-    stats.add(stats.success, time.perf_counter() - started)
-    stats.last_inference = int(time.time() * 1000)
-    return response
 
 
 _UNIMPLEMENTED = [
