@@ -97,15 +97,17 @@ class ModelSession:
 
     # -- prediction -------------------------------------------------------------------------------
 
+    def read(self, data: bytes, name: str = "") -> Image | Volume:
+        """Decode an upload in the calling thread, within limits, at reduced JPEG scale where the model allows."""
+        return read_input(data, name=name, limits=self.limits, min_size=self.model.preprocessor.min_decode_size)
+
     async def decode(self, data: bytes, name: str = "") -> Image | Volume:
-        """Decode an upload off the event loop, at reduced JPEG scale where the model allows."""
-        return await asyncio.to_thread(
-            read_input, data, name=name, limits=self.limits, min_size=self.model.preprocessor.min_decode_size
-        )
+        """`read` off the event loop."""
+        return await asyncio.to_thread(self.read, data, name)
 
     def prepare_image(self, data: bytes, name: str) -> Batch:
         """Decode and preprocess one 2-D upload in the calling thread (one hop off the event loop)."""
-        item = read_input(data, name=name, limits=self.limits, min_size=self.model.preprocessor.min_decode_size)
+        item = self.read(data, name)
         if isinstance(item, Volume):
             raise InputError(f"{name or 'input'} is a volume, but {self.card.name} takes 2-D images here")
         return self.model.preprocess([item])
@@ -131,7 +133,7 @@ class ModelSession:
 
         def prepare() -> Batch:
             # Decode and preprocess in one worker-thread hop: the hot path of every image request.
-            item = read_input(data, name=name, limits=self.limits, min_size=self.model.preprocessor.min_decode_size)
+            item = self.read(data, name)
             if isinstance(item, Volume):
                 volume.append(item)
                 raise _IsVolume
