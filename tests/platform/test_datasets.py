@@ -136,3 +136,39 @@ def test_datasets_by_url_yaml_or_zip_under_the_url_guard(backend, zoo_dir, tmp_p
         assert local.status_code == 400 and "http(s) URL" in local.json()["error"]
     finally:
         server.shutdown()
+
+
+def _lying_zip(files: dict[str, bytes], liar: str, declared: int, *, headers=("central", "local")) -> bytes:
+    """A zip whose member `liar` declares `declared` uncompressed bytes in the chosen headers, whatever it holds."""
+    import struct
+
+    data = bytearray(zip_of(files))
+    name = liar.encode()
+    # (signature, offset of the name length, offset of the name, offset of the uncompressed size) per header kind
+    layouts = {"central": (b"PK\x01\x02", 28, 46, 24), "local": (b"PK\x03\x04", 26, 30, 22)}
+    for kind in headers:
+        signature, name_length_at, name_at, size_at = layouts[kind]
+        start = data.find(signature)
+        while start != -1:
+            (length,) = struct.unpack_from("<H", data, start + name_length_at)
+            if data[start + name_at : start + name_at + length] == name:
+                struct.pack_into("<I", data, start + size_at, declared)
+            start = data.find(signature, start + 4)
+    return bytes(data)
+
+
+@pytest.mark.parametrize(
+    ("declared", "headers"),
+    [(100, ("central", "local")), (100, ("central",)), (6000, ("central", "local"))],
+    ids=["smaller", "smaller-in-the-directory-only", "larger"],
+)
+def test_members_lying_about_their_size_are_refused_and_leave_nothing(backend, declared, headers):
+    owner = bearer(login(backend))
+    png = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 20  # 5128 bytes that deflate poorly: the ratio check passes
+    files = {"d.yml": b"classes: [a, b]\nimages:\n  - location: a.png\n    label: 0\n", "a.png": png}
+    response = upload(backend, owner, _lying_zip(files, "a.png", declared, headers=headers))
+    assert response.status_code == 400, response.text
+    assert "a.png" in response.json()["error"]
+    folder = backend.settings.storage_dir / "datasets"
+    assert not folder.exists() or list(folder.iterdir()) == []
+    assert backend.get("/backend/datasets", headers=owner).json() == []

@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from fovea.core.io.limits import DEFAULT_LIMITS, Limits, read_file
 from fovea.errors import InputError
 from fovea.paths import atomic_path
 
@@ -93,11 +94,13 @@ def parse_dataset_yaml(text: str, *, segmentation: bool = False) -> DatasetSpec:
     )
 
 
-def load_dataset_yaml(path: str | Path, *, segmentation: bool = False) -> DatasetSpec:
+def load_dataset_yaml(path: str | Path, *, segmentation: bool = False, limits: Limits = DEFAULT_LIMITS) -> DatasetSpec:
+    """A dataset from its YAML file, read no further than `limits.max_bytes`."""
+    name = Path(path).name
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read dataset YAML {path}: {exc}") from None
+        text = read_file(path, limits, name).decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError(f"dataset YAML {name} is not UTF-8 text") from None
     return parse_dataset_yaml(text, segmentation=segmentation)
 
 

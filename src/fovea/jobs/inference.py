@@ -9,8 +9,10 @@ from pathlib import Path
 from fovea.core.engines.onnxruntime import default_threads
 from fovea.core.formats import to_canonical, to_deephealth_value
 from fovea.core.predictions import Task
+from fovea.datasets.files import dataset_file
 from fovea.jobs.progress import claim, finish, run_job, write_line
 from fovea.paths import atomic_path
+from fovea.platform.datasets import first_plane, yaml_path
 from fovea.platform.db import Database
 from fovea.platform.models import Dataset, Weights
 from fovea.platform.processes import SETTINGS_KEY
@@ -42,12 +44,12 @@ def _run(db: Database, process_id: str, storage: Path) -> None:
         if weights is None or dataset is None:
             raise RuntimeError("the weights or the dataset were deleted")
         weights_file = file_path(storage, weights.id)
-        yaml_path = storage / dataset.path
+        dataset_yaml = yaml_path(dataset, storage)
         settings = json.loads(process.settings)
         image_name = process.image_name
         segmentation = dataset.task_id == 2
     model = fovea.load(weights_file)
-    spec = load_dataset_yaml(yaml_path, segmentation=segmentation)
+    spec = load_dataset_yaml(dataset_yaml, segmentation=segmentation)
     ids = spec.ids("test")
     batch_size = max(1, int(settings.get("Batch size", 8)))  # what the progress lines count
     engine_batch = max(batch_size, MIN_ENGINE_BATCH)
@@ -63,13 +65,15 @@ def _run(db: Database, process_id: str, storage: Path) -> None:
     window = math.ceil(engine_batch * default_threads() / batch_size) * batch_size  # whole batches per window
     for start in range(0, len(ids), window):
         window_ids = ids[start : start + window]
-        paths = [yaml_path.parent / str(_first(spec.samples[i].location)) for i in window_ids]
+        # Checked as they are read: a file changed since the upload fails the process with a line naming it.
+        root = dataset_yaml.parent
+        paths = [dataset_file(root, first_plane(spec.samples[i].location), f"images[{i}]") for i in window_ids]
         predictions = model.predict_batch(paths, settings.get(SETTINGS_KEY), batch_size=engine_batch)
         for offset in range(0, len(window_ids), batch_size):
             for image_id, prediction in zip(
                 window_ids[offset : offset + batch_size], predictions[offset : offset + batch_size], strict=True
             ):
-                name = image_name or str(_first(spec.samples[image_id].location))
+                name = image_name or first_plane(spec.samples[image_id].location)
                 prediction.source = name
                 mask_url = None
                 if prediction.task is Task.SEGMENTATION:
@@ -85,10 +89,6 @@ def _run(db: Database, process_id: str, storage: Path) -> None:
     with atomic_path(out / "outputs.json") as tmp:
         tmp.write_text(json.dumps({"outputs": rows, "predictions": canonical, "classes": list(model.card.class_names)}))
     finish(db, process_id, "finished")
-
-
-def _first(location: str | list[str]) -> str:
-    return location[0] if isinstance(location, list) else location
 
 
 def _write_mask(out: Path, image_id: int, prediction, process_id: str) -> str:

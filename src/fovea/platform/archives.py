@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import stat
 import zipfile
+import zlib
 from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path, PurePosixPath
@@ -41,13 +42,26 @@ def extract_zip(data: bytes, destination: Path, limits: ArchiveLimits = ArchiveL
                 target.mkdir(parents=True, exist_ok=True)
                 continue
             target.parent.mkdir(parents=True, exist_ok=True)
-            with archive.open(member) as source, target.open("wb") as sink:
-                written = 0
-                while chunk := source.read(1 << 20):
-                    written += len(chunk)
-                    if written > member.file_size:  # a lying header: stop at the declared size
-                        raise LimitExceeded(f"{member.filename} expands beyond its declared size")
-                    sink.write(chunk)
+            _extract_member(archive, member, target)
+
+
+def _extract_member(archive: zipfile.ZipFile, member: zipfile.ZipInfo, target: Path) -> None:
+    """Copy one member, refusing one whose content is not what its headers declare.
+
+    zipfile stops reading at the declared size, so a member that inflates to more is cut there and then fails its
+    CRC; one that inflates to less ends early. Either way it is the client's archive that is wrong (400)."""
+    try:
+        with archive.open(member) as source, target.open("wb") as sink:
+            written = 0
+            while chunk := source.read(1 << 20):
+                written += len(chunk)
+                sink.write(chunk)
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as exc:
+        raise InputError(f"archive member {member.filename!r} is corrupt ({exc})") from None
+    if written != member.file_size:
+        raise InputError(
+            f"archive member {member.filename!r} holds {written} bytes, not the {member.file_size} it declares"
+        )
 
 
 def _check_member(member: zipfile.ZipInfo, limits: ArchiveLimits) -> None:

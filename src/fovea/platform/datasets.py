@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from fovea.core.io import Volume, read_input, sniff
 from fovea.datasets import DatasetSpec, load_dataset_yaml
+from fovea.datasets.files import dataset_file, file_inside
 from fovea.platform.archives import extract_zip, find_dataset_yaml
 from fovea.platform.errors import Forbidden, InputError, NotFound
 from fovea.platform.models import OWN, Dataset, DatasetMember, Process, Task, User
@@ -53,6 +54,15 @@ def get_dataset(db: Session, user: User, dataset_id: int, *, need: str | None = 
     return d
 
 
+def process_input(db: Session, user: User, dataset_id: int | None) -> Dataset:
+    """The dataset a process read, for a caller who can see the process: its single image goes with it (made for that
+    process alone), while any other dataset needs the caller's own access, as on the dataset routes (404 otherwise)."""
+    d = db.get(Dataset, dataset_id) if dataset_id is not None else None
+    if d is None:
+        raise NotFound("this process has no input images")
+    return d if d.single_image else get_dataset(db, user, d.id)
+
+
 def list_datasets(db: Session, user: User, task_id: int | None = None) -> list[Dataset]:
     member = select(DatasetMember.dataset_id).where(DatasetMember.user_id == user.id)
     query = select(Dataset).where(or_(Dataset.public, Dataset.id.in_(member)), Dataset.single_image.is_(False))
@@ -61,14 +71,20 @@ def list_datasets(db: Session, user: User, task_id: int | None = None) -> list[D
     return list(db.scalars(query.order_by(Dataset.id)))
 
 
+def yaml_path(d: Dataset, storage: Path) -> Path:
+    """The dataset's YAML, resolved now and checked to be a file under the datasets folder (a row changed since the
+    upload reaches nothing else); its folder is the root of the dataset's locations."""
+    try:
+        return file_inside(storage / "datasets", storage / d.path, "the dataset YAML")
+    except InputError:
+        raise NotFound(f"the files of dataset {d.id} are missing") from None
+
+
 def spec_of(d: Dataset, storage: Path) -> DatasetSpec:
     """The dataset's parsed YAML (shared, treat as read-only): parsing a few thousand entries takes a quarter second,
     and browsing asks for it once per thumbnail."""
-    path = storage / d.path
-    try:
-        stat = path.stat()
-    except OSError:
-        return load_dataset_yaml(path)  # raises the reader's one-line error
+    path = yaml_path(d, storage)
+    stat = path.stat()
     return _parsed(str(path), stat.st_mtime_ns, stat.st_size, d.task_id == SEGMENTATION)
 
 
@@ -129,8 +145,7 @@ def check_spec(spec: DatasetSpec, task_id: int, root: Path) -> list[str]:
     for i, sample in enumerate(spec.samples):
         locations = sample.location if isinstance(sample.location, list) else [sample.location]
         for location in locations:
-            if not location.startswith(("http://", "https://")):
-                problems += _file_problem(root, location, f"images[{i}].location")
+            problems += _file_problem(root, location, f"images[{i}].location")
         if sample.label is not None:
             if task_id in (DETECTION, REGRESSION):
                 problems.append(f"images[{i}].label: labels are not allowed for this task")
@@ -144,11 +159,10 @@ def check_spec(spec: DatasetSpec, task_id: int, root: Path) -> list[str]:
 
 
 def _file_problem(root: Path, location: str, where: str) -> list[str]:
-    path = (root / location).resolve()
-    if not path.is_relative_to(root.resolve()):
-        return [f"{where}: {location!r} leaves the dataset folder"]
-    if path.is_symlink() or not path.is_file():
-        return [f"{where}: {location!r} does not exist in the archive"]
+    try:
+        path = dataset_file(root, location, where)
+    except InputError as exc:
+        return [str(exc)]
     with path.open("rb") as handle:
         head = handle.read(1024)
     if sniff(head, path.name) not in MEDIA_KINDS:
@@ -156,12 +170,20 @@ def _file_problem(root: Path, location: str, where: str) -> list[str]:
     return []
 
 
-def delete_dataset(db: Session, user: User, dataset_id: int, storage: Path) -> Path:
+def delete_dataset(db: Session, user: User, dataset_id: int, storage: Path) -> Path | None:
     d = get_dataset(db, user, dataset_id, need=OWN)
     check_not_in_use(db, Process.dataset_id, d.id, "dataset")
-    folder = storage.joinpath(*Path(d.path).parts[:2])  # datasets/<uuid>: everything stored for it
     db.delete(d)
-    return folder
+    return dataset_folder(d, storage)
+
+
+def dataset_folder(d: Dataset, storage: Path) -> Path | None:
+    """datasets/<uuid>: everything stored for the dataset, to remove with it; None when the row names no such folder
+    (a row changed by hand never sends a removal up the tree)."""
+    parts = Path(d.path).parts
+    if len(parts) < 3 or parts[0] != "datasets" or parts[1] == "..":
+        return None
+    return storage / "datasets" / parts[1]
 
 
 def images(spec: DatasetSpec, split: str | None, offset: int, limit: int | None) -> list[dict[str, Any]]:
@@ -190,6 +212,11 @@ def images(spec: DatasetSpec, split: str | None, offset: int, limit: int | None)
     return rows[offset : None if limit is None else offset + limit]
 
 
+def first_plane(location: str | list[str]) -> str:
+    """The file that stands for a sample: its location, or the first plane of a multi-plane sample."""
+    return location[0] if isinstance(location, list) else location
+
+
 THUMBNAIL_SIZES = range(16, 1025)
 
 
@@ -201,7 +228,7 @@ def thumbnail(d: Dataset, storage: Path, image_id: int, size: int) -> bytes:
     if not 0 <= image_id < len(spec.samples):
         raise NotFound(f"dataset {d.id} has no image {image_id}")
     location = spec.samples[image_id].location
-    path = (storage / d.path).parent / (location[0] if isinstance(location, list) else location)
+    path = dataset_file(yaml_path(d, storage).parent, first_plane(location), f"images[{image_id}]")
     item = read_input(path)
     if isinstance(item, Volume):
         pixels = cv2.cvtColor(item.to_uint8()[item.voxels.shape[0] // 2], cv2.COLOR_GRAY2RGB)

@@ -16,8 +16,9 @@ from sqlalchemy.orm import Session
 
 from fovea.core.io import probe_video
 from fovea.core.io.video import VIDEO_SUFFIXES
+from fovea.datasets.files import read_dataset_file
 from fovea.platform.auth import now
-from fovea.platform.datasets import get_dataset, spec_of
+from fovea.platform.datasets import first_plane, get_dataset, spec_of, yaml_path
 from fovea.platform.db import Database
 from fovea.platform.errors import InputError, NotFound
 from fovea.platform.models import User, Video
@@ -75,12 +76,11 @@ class SessionMedia:
                 dataset = get_dataset(session, session.get(User, self.owner_id), self.dataset_id)
             except NotFound:
                 raise LookupError(f"the dataset of this session ({self.dataset_id}) is gone") from None
-            spec, folder = spec_of(dataset, self.storage), (self.storage / dataset.path).parent
+            spec, root = spec_of(dataset, self.storage), yaml_path(dataset, self.storage).parent
         if not isinstance(image_id, int) or isinstance(image_id, bool) or not 0 <= image_id < len(spec.samples):
             raise LookupError(f"image {image_id!r} is not in dataset {self.dataset_id}")
-        location = spec.samples[image_id].location
-        first = location[0] if isinstance(location, list) else location
-        return (folder / first).read_bytes(), Path(first).name
+        location = first_plane(spec.samples[image_id].location)
+        return read_dataset_file(root, location, f"images[{image_id}]"), Path(location).name
 
     def video(self, video_id: int) -> tuple[bytes, str]:
         with self.db.transaction() as session:

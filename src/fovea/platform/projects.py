@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from fovea.platform.datasets import dataset_folder
 from fovea.platform.errors import Forbidden, InputError, NotFound
-from fovea.platform.models import OWN, Project, ProjectMember, Task, User
+from fovea.platform.models import OWN, Dataset, Process, Project, ProjectMember, Task, User
 from fovea.platform.sharing import parse_members
 
 
@@ -74,8 +76,10 @@ def update_project(db: Session, user: User, project_id: int, body: dict[str, Any
             raise InputError(f"missing fields: {', '.join(missing)}")
     name = _check_name(body["name"]) if "name" in body else project.name
     task_id = _check_task(db, body["task_id"]) if "task_id" in body else project.task_id
+    if task_id != project.task_id and _processes(db, project):
+        raise InputError("task_id cannot change once the project has processes", {"fields": {"task_id": ["Pinned."]}})
     members = _members(db, body["users"], None) if "users" in body else None
-    project.name, project.task_id = name, task_id  # (processes, when they exist, will pin task_id)
+    project.name, project.task_id = name, task_id
     if members is not None:  # replace the whole list; flush the removals before re-adding a kept user
         project.members.clear()
         db.flush()
@@ -84,5 +88,23 @@ def update_project(db: Session, user: User, project_id: int, body: dict[str, Any
     return project
 
 
-def delete_project(db: Session, user: User, project_id: int) -> None:
-    db.delete(get_project(db, user, project_id, need=OWN))
+def _processes(db: Session, project: Project) -> list[Process]:
+    return list(db.scalars(select(Process).where(Process.project_id == project.id)))
+
+
+def delete_project(db: Session, user: User, project_id: int, storage: Path) -> list[Path]:
+    """Delete the project with its processes and their single-image datasets (reference §3); returns the folders
+    to remove once the transaction commits: the processes' outputs and those datasets' files.
+
+    A pending or running job finds its row gone at its next progress line and ends there (as after a stop)."""
+    project = get_project(db, user, project_id, need=OWN)
+    folders: list[Path] = []
+    for process in _processes(db, project):
+        folders.append(storage / "processes" / process.id)  # jobs.inference.outputs_dir
+        dataset = db.get(Dataset, process.dataset_id) if process.dataset_id is not None else None
+        if dataset is not None and dataset.single_image:
+            folders += filter(None, [dataset_folder(dataset, storage)])
+            db.delete(dataset)
+        db.delete(process)
+    db.delete(project)
+    return folders

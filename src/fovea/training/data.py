@@ -1,9 +1,10 @@
 """One split of a DeepHealth dataset as network inputs and targets, through an augmentation pipeline.
 
-Images are read with the inference core's own reader and converted to the dataset's colour type as serving does
-(RGB to GRAY with OpenCV), so a trained model sees at serving time what it saw in training. After the pipeline come
-the implicit steps of the dataset format (§2.6): resize to Input width x Input height if the pipeline did not
-(linear for images, nearest for masks), float32 without rescaling, channels first.
+Images are found inside the dataset's folder when they are read (`dataset_file`), read with the inference core's own
+reader and converted to the dataset's colour type as serving does (RGB to GRAY with OpenCV), so a trained model
+sees at serving time what it saw in training. After the pipeline come the implicit steps of the dataset format
+(§2.6): resize to Input width x Input height if the pipeline did not (linear for images, nearest for masks),
+float32 without rescaling, channels first.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import torch
 from fovea.core.io import read_input
 from fovea.core.predictions import Task
 from fovea.datasets import DatasetSpec
+from fovea.datasets.files import dataset_file
 
 Pipeline = Callable[..., dict[str, Any]]
 
@@ -40,9 +42,10 @@ class SplitData(torch.utils.data.Dataset):
         return len(self.ids)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        sample = self.spec.samples[self.ids[index]]
-        image = self._image(sample.location)
-        mask = self._mask(str(sample.label)) if self.task is Task.SEGMENTATION else None
+        image_id = self.ids[index]
+        sample = self.spec.samples[image_id]
+        image = self._image(sample.location, f"images[{image_id}]")
+        mask = self._mask(str(sample.label), f"images[{image_id}].label") if self.task is Task.SEGMENTATION else None
         out = self.pipeline(image=image, mask=mask) if mask is not None else self.pipeline(image=image)
         image, mask = out["image"], out.get("mask")
         height, width = self.size
@@ -57,13 +60,13 @@ class SplitData(torch.utils.data.Dataset):
             return x, torch.from_numpy(np.ascontiguousarray(mask, np.int64))
         return x, self._target(sample)
 
-    def _image(self, location: str | list[str]) -> np.ndarray:
+    def _image(self, location: str | list[str], where: str) -> np.ndarray:
         first = location[0] if isinstance(location, list) else location
-        pixels = read_input(self.root / first).pixels
+        pixels = read_input(dataset_file(self.root, first, where)).pixels
         return cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY)[:, :, None] if self.gray else pixels
 
-    def _mask(self, location: str) -> np.ndarray:
-        mask = np.asarray(read_input(self.root / location).pixels[:, :, 0])
+    def _mask(self, location: str, where: str) -> np.ndarray:
+        mask = np.asarray(read_input(dataset_file(self.root, location, where)).pixels[:, :, 0])
         binary = len(self.spec.classes) <= 1
         return (mask > 0).astype(np.uint8) if binary else mask.astype(np.uint8)
 
