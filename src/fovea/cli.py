@@ -326,15 +326,14 @@ def users_create(
     import os
     import secrets
 
-    from sqlalchemy import select
-
-    from fovea.platform.auth import now, password_problem
+    from fovea.platform.auth import normalize_username, now, password_problem, username_problem
     from fovea.platform.bootstrap import bootstrap
     from fovea.platform.config import PlatformSettings
     from fovea.platform.models import User
     from fovea.platform.security import hash_password
 
     generated = None
+    username = normalize_username(username)
     password = password or os.environ.get("FOVEA_NEW_PASSWORD")
     if password is None:
         password = generated = secrets.token_urlsafe(12)
@@ -342,8 +341,8 @@ def users_create(
         raise ValueError(problem)
     db, _ = bootstrap(PlatformSettings())
     with db.transaction() as session:
-        if session.scalar(select(User).where(User.username == username)) is not None:
-            raise ValueError(f"user {username!r} already exists")
+        if problem := username_problem(session, username):  # the rules registration applies
+            raise ValueError(f"user {username!r}: {problem}")
         session.add(
             User(
                 username=username, email=email, password_hash=hash_password(password), is_staff=staff, date_joined=now()

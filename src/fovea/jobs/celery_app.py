@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
-from celery import Celery
+from celery import Celery, signals
 
 from fovea.jobs.download import run_download
 from fovea.jobs.inference import run_inference
 from fovea.jobs.progress import mark_failed
 from fovea.jobs.training import run_training
+from fovea.paths import keep_private
 
 TASK_NAMES = {"testing": "fovea.inference", "training": "fovea.training"}
 
@@ -28,6 +30,12 @@ def make_app(broker_url: str) -> Celery:
 
 
 app = make_app(os.environ.get("FOVEA_BROKER_URL", "redis://127.0.0.1:6379/0"))  # the worker's app
+
+
+@signals.worker_init.connect
+def _private_files(**_: Any) -> None:
+    """Outputs and weights a worker writes into the shared storage are as private as the server's (0600/0700)."""
+    keep_private()
 
 
 @app.task(name=TASK_NAMES["testing"])
@@ -50,6 +58,10 @@ class CeleryExecutor:
 
     def __init__(self, broker_url: str | None = None) -> None:
         self.app = make_app(broker_url or app.conf.broker_url)
+
+    def fail_orphans(self, db: Any) -> int:
+        """Nothing to do at start-up: Celery workers outlive the server, and the stale sweep fails lost ones."""
+        return 0
 
     def submit_process(self, process_type: str, process_id: str, db_url: str, storage: Path) -> None:
         try:

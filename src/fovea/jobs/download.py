@@ -1,65 +1,135 @@
-"""The download job: fetch weights registered by `onnx_url`, validate them, and activate or remove them."""
+"""The download job: fetch weights registered by `onnx_url`, validate them, and activate or remove them.
+
+The job writes the weights' file and activates their row only while that row is still the one it was registered
+for (`weights.process_id` is the download's id); weights deleted meanwhile fail the download and nothing is written.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from fovea.core.card import ModelCard
 from fovea.core.io import Limits, fetch_url
 from fovea.errors import FoveaError
 from fovea.paths import atomic_path
 from fovea.platform.db import Database
 from fovea.platform.models import Weights, WeightsDownload
 from fovea.platform.onnx_check import validate_onnx
+from fovea.platform.weights import file_path
+
+UNFINISHED = ("pending", "running")
+
+
+@dataclass(frozen=True, slots=True)
+class _Job:
+    url: str
+    task_id: int
+    classes: list[str] | None
+    layer: str | None
 
 
 def run_download(download_id: str, db_url: str, storage: str, allow_hosts: list[str]) -> None:
     db = Database(db_url)
     try:
-        with db.transaction() as session:
-            download = session.get(WeightsDownload, download_id)
-            if download is None or download.state != "pending" or download.weights_id is None:
-                return
-            download.state = "running"
-            weights = session.get(Weights, download.weights_id)
-            url, task_id, weights_id = download.url, download.task_id, weights.id
-            classes = weights.classes.split(",") if weights.classes else None
-            layer = weights.layer_to_remove
+        job = _claim(db, download_id)
+        if job is None:
+            return
         try:
-            data, _ = fetch_url(url, limits=Limits(allow_private_hosts=tuple(allow_hosts)))
+            data, _ = fetch_url(job.url, limits=Limits(allow_private_hosts=tuple(allow_hosts)))
         except FoveaError as exc:
             _fail(db, download_id, f"download failed: {exc}")
             return
         try:
-            card = validate_onnx(data, task_id, classes, layer)
+            card = validate_onnx(data, job.task_id, job.classes, job.layer)
         except FoveaError as exc:
             _fail(db, download_id, str(exc))
             return
-        with atomic_path(Path(storage) / "weights" / f"{weights_id}.onnx") as tmp:
-            tmp.write_bytes(data)
-        with db.transaction() as session:
-            weights = session.get(Weights, weights_id)
-            if weights is None:  # deleted meanwhile: nothing to activate
-                (Path(storage) / "weights" / f"{weights_id}.onnx").unlink(missing_ok=True)
-                return
-            weights.is_active = True
-            if card is not None:
-                weights.card = card.to_json()
-                weights.classes = weights.classes or ",".join(card.class_names) or None
-            session.get(WeightsDownload, download_id).state = "finished"
+        _activate(db, download_id, data, card, Path(storage))
     except Exception as exc:  # any other failure is reported, never left "running"
         _fail(db, download_id, f"{type(exc).__name__}: {exc}")
     finally:
         db.dispose()
 
 
-def _fail(db: Database, download_id: str, reason: str) -> None:
-    """The download failed: the inactive weights go, the reason stays for weightsStatus."""
+def fail_download(db_url: str, download_id: str, reason: str) -> None:
+    """Fail a download from outside its job (its worker died); one that already ended is left alone."""
+    db = Database(db_url)
+    try:
+        _fail(db, download_id, reason)
+    finally:
+        db.dispose()
+
+
+def _target(session: Session, download: WeightsDownload) -> Weights | None:
+    """The weights this download fills; None once they were deleted."""
+    weights = session.get(Weights, download.weights_id) if download.weights_id is not None else None
+    return weights if weights is not None and weights.process_id == download.id else None
+
+
+def _claim(db: Database, download_id: str) -> _Job | None:
+    """Move a pending download to running; None (nothing to do) when it is gone, already ran, or lost its weights."""
     with db.transaction() as session:
         download = session.get(WeightsDownload, download_id)
-        if download is None:
-            return
-        if download.weights_id is not None:
-            weights = session.get(Weights, download.weights_id)
-            if weights is not None:
-                session.delete(weights)
-        download.state, download.error = "failed", reason
+        if download is None or download.state != "pending":
+            return None
+        weights = _target(session, download)
+        if weights is None:
+            _fail_in(session, download_id, "the weights were deleted before the download started")
+            return None
+        if not _move(session, download_id, ("pending",), state="running"):  # a redelivered message: already taken
+            return None
+        classes = weights.classes.split(",") if weights.classes else None
+        return _Job(download.url, download.task_id, classes, weights.layer_to_remove)
+
+
+def _activate(db: Database, download_id: str, data: bytes, card: ModelCard | None, storage: Path) -> None:
+    """Write the file and activate the row in one transaction; weights deleted meanwhile fail the download."""
+    written = None
+    try:
+        with db.transaction() as session:
+            download = session.get(WeightsDownload, download_id)
+            weights = _target(session, download) if download is not None else None
+            if weights is None:
+                _fail_in(session, download_id, "the weights were deleted while they downloaded")
+                return
+            if not _move(session, download_id, ("running",), state="finished"):  # failed from outside meanwhile
+                return
+            written = file_path(storage, weights.id)
+            with atomic_path(written) as tmp:
+                tmp.write_bytes(data)
+            weights.is_active = True
+            if card is not None:
+                weights.card = card.to_json()
+                weights.classes = weights.classes or ",".join(card.class_names) or None
+    except Exception:
+        if written is not None:
+            written.unlink(missing_ok=True)  # the row was not activated: no file without it
+        raise
+
+
+def _move(session: Session, download_id: str, states: tuple[str, ...], **values: str) -> bool:
+    """One conditional UPDATE, so a download ends once however many parties try (job, dead-worker callback)."""
+    moved = session.execute(
+        update(WeightsDownload)
+        .where(WeightsDownload.id == download_id, WeightsDownload.state.in_(states))
+        .values(values)
+    )
+    return moved.rowcount == 1
+
+
+def _fail(db: Database, download_id: str, reason: str) -> None:
+    with db.transaction() as session:
+        _fail_in(session, download_id, reason)
+
+
+def _fail_in(session: Session, download_id: str, reason: str) -> None:
+    """The download failed, once: its inactive weights go, the reason stays for weightsStatus."""
+    if not _move(session, download_id, UNFINISHED, state="failed", error=reason):
+        return
+    weights = _target(session, session.get(WeightsDownload, download_id))
+    if weights is not None and not weights.is_active:
+        session.delete(weights)

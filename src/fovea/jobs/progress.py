@@ -1,7 +1,9 @@
 """What every process job shares: its state transitions and progress lines in the DB, and the stop signal.
 
-A stop is a state written by `stopProcess`; a job notices it the next time it writes a line or checks, and ends
-without touching the state again.
+A process ends once: every move to a final state is one conditional UPDATE from `running` (or `pending`), so a
+job never turns a process that was stopped, or failed meanwhile (its worker declared lost), into a finished one.
+A job notices that its process left `running` the next time it writes a line or checks, and ends without touching
+the state again.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from fovea.platform.db import Database
 from fovea.platform.models import Process, ProgressLine
+from fovea.platform.processes import UNFINISHED, settle
 
 
 def now() -> datetime:
@@ -22,7 +25,7 @@ def now() -> datetime:
 
 
 class Stopped(Exception):
-    """The process was stopped (or deleted) while its job ran."""
+    """The process left `running` (stopped, failed from outside, or deleted) while its job ran."""
 
 
 def run_job(body: Callable[[Database, str, Path], None], process_id: str, db_url: str, storage: str) -> None:
@@ -34,7 +37,7 @@ def run_job(body: Callable[[Database, str, Path], None], process_id: str, db_url
         pass
     except Exception as exc:  # the reason goes to the progress log, the traceback to the worker's log
         traceback.print_exc()
-        finish(db, process_id, "failed", f"Error - {type(exc).__name__}: {exc}")
+        _fail(db, process_id, f"{type(exc).__name__}: {exc}")
     finally:
         db.dispose()
 
@@ -42,31 +45,30 @@ def run_job(body: Callable[[Database, str, Path], None], process_id: str, db_url
 def claim(session: Session, process_id: str) -> Process | None:
     """The process, moved from pending to running; None when it is gone or no longer pending (stopped, or a
     redelivered message for a process that already ran)."""
-    process = session.get(Process, process_id)
-    if process is None or process.state != "pending":
+    if not settle(session, process_id, "running", only_from=("pending",)):
         return None
-    process.state, process.updated = "running", now()
-    return process
+    return session.get(Process, process_id, populate_existing=True)
 
 
 def mark_failed(db_url: str, process_id: str, reason: str) -> None:
     """Fail a process from outside its job (its worker died); a process that already ended is left alone."""
     db = Database(db_url)
     try:
-        with db.transaction() as session:
-            process = session.get(Process, process_id)
-            if process is not None and process.state in ("pending", "running"):
-                session.add(ProgressLine(process_id=process_id, line=f"Error - {reason}"))
-                process.state, process.updated = "failed", now()
+        _fail(db, process_id, reason)
     finally:
         db.dispose()
 
 
+def _fail(db: Database, process_id: str, reason: str) -> None:
+    with db.transaction() as session:
+        settle(session, process_id, "failed", f"Error - {reason}", only_from=UNFINISHED)
+
+
 def write_line(db: Database, process_id: str, line: str) -> None:
-    """Append a progress line; raises Stopped when the process was stopped meanwhile."""
+    """Append a progress line; raises Stopped when the process is no longer running."""
     with db.transaction() as session:
         process = session.get(Process, process_id)
-        if process is None or process.state == "stopped":
+        if process is None or process.state != "running":
             raise Stopped
         session.add(ProgressLine(process_id=process_id, line=line))
         process.updated = now()
@@ -74,16 +76,12 @@ def write_line(db: Database, process_id: str, line: str) -> None:
 
 def check_stop(db: Database, process_id: str) -> None:
     with db.transaction() as session:
-        state = session.get(Process, process_id, populate_existing=True)
-        if state is None or state.state == "stopped":
+        process = session.get(Process, process_id, populate_existing=True)
+        if process is None or process.state != "running":
             raise Stopped
 
 
 def finish(db: Database, process_id: str, state: str, line: str | None = None) -> None:
+    """End a running process in `state`; one that was stopped or failed meanwhile keeps its state."""
     with db.transaction() as session:
-        process = session.get(Process, process_id)
-        if process is None or process.state == "stopped":
-            return
-        if line:
-            session.add(ProgressLine(process_id=process_id, line=line))
-        process.state, process.updated = state, now()
+        settle(session, process_id, state, line)

@@ -11,10 +11,11 @@ import json
 from pathlib import Path
 
 from fovea.core.card import load_card
-from fovea.jobs.progress import check_stop, claim, now, run_job, write_line
+from fovea.jobs.progress import check_stop, claim, run_job, write_line
 from fovea.platform.db import Database
-from fovea.platform.models import Dataset, Process, Training, Weights
+from fovea.platform.models import Dataset, Training, Weights
 from fovea.platform.onnx_check import TASKS_BY_ID
+from fovea.platform.processes import settle
 from fovea.platform.weights import file_path
 
 
@@ -48,11 +49,18 @@ def _run(db: Database, process_id: str, storage: Path) -> None:
             process_id=process_id,
         )
     job.run(report=lambda line: write_line(db, process_id, line), check_stop=lambda: check_stop(db, process_id))
-    with db.transaction() as session:  # activation and the end state commit together
-        process = session.get(Process, process_id)
+    _activate(db, process_id, target, storage)
+
+
+def _activate(db: Database, process_id: str, target: int, storage: Path) -> None:
+    """Activate the new weights and finish the process in one transaction, if the process is still running and
+    the weights are still the ones it trains (deleted ones fail it, and their file goes)."""
+    with db.transaction() as session:
         weights = session.get(Weights, target)
-        if process is None or process.state == "stopped" or weights is None:
+        if weights is None or weights.process_id != process_id:
+            file_path(storage, target).unlink(missing_ok=True)
+            raise RuntimeError("the new weights were deleted while the training ran")
+        if not settle(session, process_id, "finished"):  # stopped, or failed from outside meanwhile
             return
         weights.is_active = True
         weights.card = load_card(file_path(storage, weights.id)).to_json()
-        process.state, process.updated = "finished", now()

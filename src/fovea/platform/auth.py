@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from fovea.platform.config import PlatformSettings
@@ -14,6 +15,7 @@ from fovea.platform.errors import Forbidden, InputError, OAuthError, Unauthentic
 from fovea.platform.models import Token, User
 from fovea.platform.security import hash_password, new_token, token_hash, verify_password
 
+_USERNAME = re.compile(r"[A-Za-z0-9_.@+-]{1,150}")
 COMMON_PASSWORDS = {"password", "password1", "12345678", "123456789", "qwertyui", "iloveyou", "admin123", "letmein1"}
 
 
@@ -81,7 +83,11 @@ class AuthService:
         old = db.scalar(select(Token).where(Token.refresh_hash == token_hash(refresh)))
         if old is None or old.revoked or old.refresh_expires < now() or not old.user.is_active:
             raise OAuthError("invalid_grant", "Invalid credentials given.")
-        old.revoked = True
+        # One conditional UPDATE: of parallel requests redeeming the same refresh token, only the one that revokes
+        # it gets a new pair (the others wait on the row and find it already revoked).
+        rotated = db.execute(update(Token).where(Token.id == old.id, Token.revoked.is_(False)).values(revoked=True))
+        if rotated.rowcount != 1:
+            raise OAuthError("invalid_grant", "Invalid credentials given.")
         return self._issue(db, old.user)
 
     def revoke(self, db: Session, token: str | None, client_id: str | None) -> None:
@@ -117,11 +123,10 @@ class AuthService:
                 problems[key] = ["Not a valid string."]
         if problems:
             raise InputError("invalid registration", {"fields": problems})
-        username, email, password = str(fields["username"]), str(fields["email"]), str(fields["password"])
-        if not re.fullmatch(r"[\w.@+-]{1,150}", username):
-            problems["username"] = ["Letters, digits and @/./+/-/_ only, at most 150 characters."]
-        elif db.scalar(select(User).where(User.username == username)):
-            problems["username"] = ["A user with that username already exists."]
+        username = normalize_username(str(fields["username"]))
+        email, password = str(fields["email"]), str(fields["password"])
+        if problem := username_problem(db, username):
+            problems["username"] = [problem]
         if not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", email):
             problems["email"] = ["Enter a valid email address."]
         elif db.scalar(select(User).where(func.lower(User.email) == email.lower())):
@@ -141,6 +146,24 @@ class AuthService:
         db.add(user)
         db.flush()
         return user
+
+
+def normalize_username(username: str) -> str:
+    """NFKC folds compatibility forms (fullwidth `ａｄｍｉｎ`, ligatures) into the plain characters they show."""
+    return unicodedata.normalize("NFKC", username)
+
+
+def username_problem(db: Session, username: str) -> str | None:
+    """Why a (normalized) new username is refused, or None.
+
+    Usernames are ASCII only, so no letter from another script can pass for a Latin one (Cyrillic `а` in `аdmin`),
+    and unique ignoring case, so `ADMIN` cannot sit beside `admin`.
+    """
+    if not _USERNAME.fullmatch(username):
+        return "ASCII letters, digits and @/./+/-/_ only, at most 150 characters."
+    if db.scalar(select(User.id).where(func.lower(User.username) == username.lower()).limit(1)) is not None:
+        return "A user with that username already exists."
+    return None
 
 
 def password_problem(password: str, username: str, email: str) -> str | None:

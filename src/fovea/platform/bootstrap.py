@@ -7,14 +7,14 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import select
+from sqlalchemy import make_url, select
 
+from fovea.paths import keep_private, make_private_file
 from fovea.platform.auth import now
 from fovea.platform.catalog import seed_tasks
 from fovea.platform.config import PlatformSettings
 from fovea.platform.db import Database
 from fovea.platform.models import User
-from fovea.platform.processes import fail_orphans
 from fovea.platform.properties import seed_properties
 from fovea.platform.security import hash_password
 
@@ -33,17 +33,25 @@ def upgrade(url: str) -> None:
     command.upgrade(alembic_config(url), "head")
 
 
+def _private_sqlite_files(url: str) -> None:
+    """The SQLite database and its WAL files hold password hashes and tokens' hashes: 0600, even if made earlier."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return
+    for suffix in ("", "-wal", "-shm"):
+        make_private_file(Path(f"{parsed.database}{suffix}"))
+
+
 def bootstrap(settings: PlatformSettings) -> tuple[Database, str | None]:
     """Ready the home and database; returns the database and the admin password if it was generated now."""
-    settings.home.mkdir(parents=True, exist_ok=True)
-    settings.storage_dir.mkdir(parents=True, exist_ok=True)
+    keep_private(settings.home, settings.storage_dir)
     upgrade(settings.db_url)
+    _private_sqlite_files(settings.db_url)
     db = Database(settings.db_url)
     generated = None
     with db.transaction() as session:
         seed_tasks(session)
         seed_properties(session)
-        fail_orphans(session)
         if session.scalar(select(User).where(User.username == settings.admin_username)) is None:
             password = settings.admin_password
             if password is None:

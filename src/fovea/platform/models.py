@@ -10,10 +10,15 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from fovea.platform.db import Base
 
 OWN, VIEW = "OWN", "VIEW"
+# SQLite hands a deleted row's id to the next insert unless the table is AUTOINCREMENT; every table whose ids name
+# stored files, cached models or URLs has it, so a deleted object's id never names a new one (PostgreSQL's
+# sequences never go back). Migration 0010 rebuilds the existing tables so.
+NEVER_REUSE_IDS = {"sqlite_autoincrement": True}
 
 
 class User(Base):
     __tablename__ = "users"
+    __table_args__ = NEVER_REUSE_IDS
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     username: Mapped[str] = mapped_column(String(150), unique=True)
@@ -53,7 +58,7 @@ class ArchModel(Base):
     """An architecture family (`models` in the API: ResNet50, EfficientNet-Lite0, ...)."""
 
     __tablename__ = "models"
-    __table_args__ = (UniqueConstraint("name_key", "task_id"),)
+    __table_args__ = (UniqueConstraint("name_key", "task_id"), NEVER_REUSE_IDS)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(255))
@@ -63,6 +68,7 @@ class ArchModel(Base):
 
 class Project(Base):
     __tablename__ = "projects"
+    __table_args__ = NEVER_REUSE_IDS
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(255))
@@ -98,6 +104,7 @@ class Weights(Base):
     """One trained artifact of a model: an ONNX file in storage plus its model card."""
 
     __tablename__ = "weights"
+    __table_args__ = NEVER_REUSE_IDS
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
@@ -129,6 +136,7 @@ class Dataset(Base):
     """A DeepHealth dataset stored under FOVEA_HOME/storage (path: its YAML, relative to the storage root)."""
 
     __tablename__ = "datasets"
+    __table_args__ = NEVER_REUSE_IDS
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(255))
@@ -166,6 +174,9 @@ class Process(Base):
     weights_id: Mapped[int | None] = mapped_column(ForeignKey("weights.id", ondelete="SET NULL"), nullable=True)
     dataset_id: Mapped[int | None] = mapped_column(ForeignKey("datasets.id", ondelete="SET NULL"), nullable=True)
     state: Mapped[str] = mapped_column(String(10), default="pending")
+    # Which server's own worker pool runs it ("local@<host>"); None under Celery. A server starting up fails only
+    # the processes its own pool left behind (LocalExecutor.fail_orphans), never another replica's or a worker's.
+    runner: Mapped[str | None] = mapped_column(String(255), nullable=True)
     settings: Mapped[str] = mapped_column(Text, default="{}")  # resolved hyperparameters, JSON
     image_name: Mapped[str | None] = mapped_column(String(2000), nullable=True)  # inferenceSingle's row name
     created: Mapped[datetime] = mapped_column(DateTime)
@@ -176,6 +187,7 @@ class Training(Base):
     """A training process's record: the weights it produces and, in TrainingSetting, the values it ran with."""
 
     __tablename__ = "trainings"
+    __table_args__ = NEVER_REUSE_IDS
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     process_id: Mapped[str] = mapped_column(ForeignKey("processes.id", ondelete="CASCADE"), unique=True)
@@ -207,6 +219,7 @@ class DeployedSession(Base):
     """A deployed weights reachable at /net/{token}/; only a hash of the token is stored."""
 
     __tablename__ = "sessions"
+    __table_args__ = NEVER_REUSE_IDS
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
@@ -224,6 +237,7 @@ class Video(Base):
     """A video a user uploaded (`POST videos`) for sessions to run on by id (`videoId`)."""
 
     __tablename__ = "videos"
+    __table_args__ = NEVER_REUSE_IDS
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
@@ -236,6 +250,7 @@ class AllowedProperty(Base):
     """A model's (and optionally a dataset's) default and allowed values for a property."""
 
     __tablename__ = "allowed_properties"
+    __table_args__ = NEVER_REUSE_IDS
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     property_id: Mapped[int] = mapped_column(ForeignKey("properties.id"))

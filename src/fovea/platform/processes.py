@@ -11,11 +11,11 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.orm import Session
 
 from fovea.core.card import ModelCard
-from fovea.core.io import fetch_url, sniff
+from fovea.core.io import fetch_url, read_input, sniff
 from fovea.core.settings import resolve_settings
 from fovea.datasets import write_dataset_yaml
 from fovea.platform.auth import now
@@ -130,6 +130,9 @@ def create_single(db: Session, user: User, body: dict[str, Any], storage: Path, 
     kind = sniff(data)
     if kind not in EXTENSIONS:
         raise InputError("the image is not a PNG, JPEG, BMP, TIFF, DICOM or NIfTI file")
+    # Decoded within the limits before anything is written: a bomb or a truncated file is refused here,
+    # not left behind as a dataset and a process that can only fail.
+    read_input(data, name="image_url" if url else "image_data", limits=limits)
     token = uuid.uuid4().hex
     name = f"UserImage{token}.{EXTENSIONS[kind]}"
     folder = storage / "datasets" / token
@@ -196,11 +199,39 @@ def process_json(process: Process) -> dict[str, Any]:
 def stop(db: Session, user: User, process_id: Any, storage: Path) -> str:
     process = get_process(db, user, process_id)
     get_project(db, user, process.project_id, need=OWN)
-    if process.state not in ("pending", "running"):
+    if not settle(db, process.id, "stopped", only_from=UNFINISHED):  # it ended meanwhile: its state stays
         raise NotFound("Process already stopped or non existing")
-    process.state, process.updated = "stopped", now()
     shutil.rmtree(storage / "processes" / process.id, ignore_errors=True)  # partial outputs are discarded
     return "Training stopped" if process.process_type == "training" else "Inference stopped"
+
+
+UNFINISHED = ("pending", "running")
+
+
+def settle(
+    db: Session,
+    process_id: str,
+    state: str,
+    line: str | None = None,
+    *,
+    only_from: tuple[str, ...] = ("running",),
+    also: tuple[ColumnElement[bool], ...] = (),
+) -> bool:
+    """Move a process to `state` if it is still in one of `only_from`; True when this call moved it.
+
+    One conditional UPDATE: when a job finishing, a sweep failing it and a stop race, the first wins and a final
+    state never changes again. Only the winner adds its progress line.
+    """
+    moved = db.execute(
+        update(Process)
+        .where(Process.id == process_id, Process.state.in_(only_from), *also)
+        .values(state=state, updated=now())
+    )
+    if moved.rowcount != 1:
+        return False
+    if line:
+        db.add(ProgressLine(process_id=process_id, line=line))
+    return True
 
 
 def fail_stale(db: Session, stale_after_s: float) -> int:
@@ -209,18 +240,17 @@ def fail_stale(db: Session, stale_after_s: float) -> int:
     Jobs write a line at least every few seconds while they work; Celery cannot tell the server a worker died.
     """
     cutoff = now() - timedelta(seconds=stale_after_s)
-    stale = list(db.scalars(select(Process).where(Process.state == "running", Process.updated < cutoff)))
-    for process in stale:
-        reason = f"Error - no progress for {stale_after_s:.0f} s: the worker running it was lost"
-        db.add(ProgressLine(process_id=process.id, line=reason))
-        process.state, process.updated = "failed", now()
-    return len(stale)
+    silent = Process.updated < cutoff
+    stale = db.scalars(select(Process.id).where(Process.state == "running", silent)).all()
+    reason = f"Error - no progress for {stale_after_s:.0f} s: the worker running it was lost"
+    return sum(settle(db, process_id, "failed", reason, also=(silent,)) for process_id in stale)
 
 
-def fail_orphans(db: Session) -> int:
-    """At start-up: processes left pending or running by a previous server cannot finish; say so."""
-    orphans = list(db.scalars(select(Process).where(Process.state.in_(("pending", "running")))))
-    for process in orphans:
-        db.add(ProgressLine(process_id=process.id, line="Error - the server restarted before the process finished"))
-        process.state, process.updated = "failed", now()
-    return len(orphans)
+def fail_orphans(db: Session, runner: str) -> int:
+    """When a server starts: the processes its own worker pool (`runner`) left pending or running cannot finish.
+
+    Others' processes (Celery workers, another replica's pool) are left alone: they may well be running.
+    """
+    query = select(Process.id).where(Process.runner == runner, Process.state.in_(UNFINISHED))
+    reason = "Error - the server restarted before the process finished"
+    return sum(settle(db, process_id, "failed", reason, only_from=UNFINISHED) for process_id in db.scalars(query).all())

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from fovea.core.card import ModelCard
 from fovea.paths import atomic_path
 from fovea.platform.datasets import get_dataset
-from fovea.platform.errors import Forbidden, InputError, NotFound
+from fovea.platform.errors import Conflict, Forbidden, InputError, NotFound
 from fovea.platform.models import OWN, ArchModel, Dataset, Process, User, Weights, WeightsDownload, WeightsMember
 from fovea.platform.onnx_check import validate_onnx
 from fovea.platform.sharing import check_not_in_use, parse_members
@@ -191,8 +191,22 @@ def delete_weights(db: Session, user: User, weights_id: int, storage: Path) -> P
     """Delete the row; returns the file to remove once the transaction commits."""
     w = get_weights(db, user, weights_id, need=OWN)
     check_not_in_use(db, Process.weights_id, w.id, "weights")
+    _check_not_being_written(db, w)
     db.delete(w)
     return file_path(storage, weights_id)
+
+
+def _check_not_being_written(db: Session, w: Weights) -> None:
+    """409 while the download or the training that fills these weights runs: it writes their file and activates
+    their row, so deleting them under it would leave a file with no row (a pending job finds the row gone instead)."""
+    if w.process_id is None:
+        return
+    download = db.get(WeightsDownload, w.process_id)
+    if download is not None and download.state == "running":
+        raise Conflict(f"weights {w.id} are being downloaded by process {w.process_id}; wait for it to end")
+    training = db.get(Process, w.process_id)
+    if training is not None and training.state == "running":
+        raise Conflict(f"weights {w.id} are written by training process {w.process_id}; stop it or wait for it to end")
 
 
 def download(db: Session, user: User, weights_id: int, storage: Path) -> tuple[Path, str]:

@@ -1,10 +1,15 @@
-"""`/net/{token}/...`: each deployed session's app, loaded on first use and kept in a bounded LRU cache."""
+"""`/net/{token}/...`: each deployed session's app, loaded on first use and kept in a bounded LRU cache.
+
+The cache is keyed by the session's token and weights, never by a row id alone: a deleted session, weights or
+dataset must not be served to whoever gets a new session later. Deleting any of them also evicts what it loaded.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,7 +47,13 @@ class Loaded:
     session: ModelSession
     app: ASGIApp
     settings_json: str
+    record_id: int
+    weights_id: int
+    dataset_id: int | None
     requests: int = 0
+
+
+CacheKey = tuple[str, int]  # (token, weights id)
 
 
 class SessionHost:
@@ -51,8 +62,8 @@ class SessionHost:
     def __init__(self, app: ASGIApp, db: Database, storage: Any, auth: AuthService, capacity: int = 4) -> None:
         self.app, self.db, self.storage, self.auth = app, db, storage, auth
         self.capacity = capacity
-        self.loaded: OrderedDict[int, Loaded] = OrderedDict()
-        self.locks: dict[int, asyncio.Lock] = {}
+        self.loaded: OrderedDict[CacheKey, Loaded] = OrderedDict()
+        self.locks: dict[CacheKey, asyncio.Lock] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not scope["path"].startswith(PREFIX):
@@ -61,11 +72,12 @@ class SessionHost:
         token = scope["path"][len(PREFIX) :].split("/", 1)[0]
         found = await asyncio.to_thread(self._lookup, token)
         if found is None:
+            self._evict(lambda key, _: key[0] == token)  # deleted with its owner or weights: nothing stays loaded
             await JSONResponse(
                 {"error": "not found", "success": False, "message": "not found", "detail": "not found"}, 404
             )(scope, receive, send)
             return
-        loaded = await self._load(found)
+        loaded = await self._load(token, found)
         loaded.requests += 1
         prefix = f"{scope.get('root_path', '')}{PREFIX}{token}"
         await loaded.app({**scope, "root_path": prefix}, receive, send)
@@ -78,21 +90,21 @@ class SessionHost:
             record, weights = found
             return Deployed(record.id, record.user_id, weights.id, record.settings, record.name, record.dataset_id)
 
-    async def _load(self, deployed: Deployed) -> Loaded:
-        record_id, settings_json = deployed.record_id, deployed.settings_json
-        lock = self.locks.setdefault(record_id, asyncio.Lock())
+    async def _load(self, token: str, deployed: Deployed) -> Loaded:
+        key, settings_json = (token, deployed.weights_id), deployed.settings_json
+        lock = self.locks.setdefault(key, asyncio.Lock())
         async with lock:
-            loaded = self.loaded.get(record_id)
+            loaded = self.loaded.get(key)
             if loaded is None:
                 loaded = await self._start(deployed)
-                self.loaded[record_id] = loaded
+                self.loaded[key] = loaded
                 while len(self.loaded) > self.capacity:  # least recently used sessions unload first
                     _, evicted = self.loaded.popitem(last=False)
                     await evicted.session.aclose()
             elif loaded.settings_json != settings_json:  # PATCH sessions/{id}: new defaults for later requests
                 loaded.session.default_settings = resolve_settings(loaded.session.card, json.loads(settings_json))
                 loaded.settings_json = settings_json
-            self.loaded.move_to_end(record_id)
+            self.loaded.move_to_end(key)
             return loaded
 
     async def _start(self, deployed: Deployed) -> Loaded:
@@ -112,7 +124,9 @@ class SessionHost:
         await session.start()
         app = create_session_app(session, manage_lifecycle=False)
         app.state.repository_control = lambda request: self._is_owner(request, deployed.user_id)
-        return Loaded(session, app, deployed.settings_json)
+        return Loaded(
+            session, app, deployed.settings_json, deployed.record_id, deployed.weights_id, deployed.dataset_id
+        )
 
     def _is_owner(self, request: Request, user_id: int) -> bool:
         """V2 load/unload on a session URL need the owner's back-end bearer token."""
@@ -123,12 +137,24 @@ class SessionHost:
             return False
 
     def state_of(self, record_id: int) -> dict[str, Any]:
-        loaded = self.loaded.get(record_id)
+        loaded = next((entry for entry in list(self.loaded.values()) if entry.record_id == record_id), None)
         return {"state": "ready" if loaded else "unloaded", "requests": loaded.requests if loaded else 0}
 
     def forget(self, record_id: int) -> None:
-        loaded = self.loaded.pop(record_id, None)
-        if loaded is not None:
+        """The session was deleted: unload its model (call on the event loop, as every eviction)."""
+        self._evict(lambda _, entry: entry.record_id == record_id)
+
+    def forget_weights(self, weights_id: int) -> None:
+        """The weights were deleted, and with them every session deploying them."""
+        self._evict(lambda _, entry: entry.weights_id == weights_id)
+
+    def forget_dataset(self, dataset_id: int) -> None:
+        """The dataset was deleted: the sessions reaching its images by id reload without it."""
+        self._evict(lambda _, entry: entry.dataset_id == dataset_id)
+
+    def _evict(self, matches: Callable[[CacheKey, Loaded], bool]) -> None:
+        for key in [key for key, entry in self.loaded.items() if matches(key, entry)]:
+            loaded = self.loaded.pop(key)
             asyncio.get_running_loop().create_task(loaded.session.aclose())
 
     async def aclose(self) -> None:
