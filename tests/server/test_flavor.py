@@ -178,3 +178,24 @@ def test_a_2d_model_refuses_a_volume(segmenter_url, tmp_path):
     response = invoke(segmenter_url, [("v.nii.gz", (tmp_path / "v.nii.gz").read_bytes())], [entry(0, "v.nii.gz")])
     assert response.status_code == 400
     assert "v.nii.gz is a volume, but bright takes 2-D images" in response.json()["error"]
+
+
+DEEP = "[" * 5000 + "]" * 5000  # json.loads recurses per level: past the interpreter's recursion limit
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"images": DEEP}, "form field 'images' is JSON nested too deeply"),
+        ({"settings": '{"a":' * 5000 + "1" + "}" * 5000}, "form field 'settings' is JSON nested too deeply"),
+        ({"images": b"[]\xff\xfe"}, "malformed multipart body: form field 'images' is not valid UTF-8"),
+        ({"metadata": "patient P-1, not JSON"}, "form field 'metadata' is not valid JSON"),
+    ],
+    ids=["deep-images", "deep-settings", "images-not-utf8", "metadata-not-json"],
+)
+def test_hostile_text_fields_are_400(segmenter_url, fields, message):
+    data = {"images": json.dumps([entry(0, "a.png")]), **fields}
+    files = [("files", ("a.png", png(np.zeros((8, 8, 3), np.uint8))))]
+    response = httpx.post(f"{segmenter_url}/invocations", data=data, files=files, timeout=60)
+    assert response.status_code == 400, response.text
+    assert response.json() == {"error": message, "detail": None}

@@ -85,3 +85,35 @@ def test_uuid_errors_stop_idempotence_and_unsupported(imagenet_url):
     assert bad_video.status_code == 400 and "outside the video" in bad_video.json()["message"]
     tracker = post(imagenet_url, "inference_video_id", videoId=0, tracker="botsort")
     assert tracker.status_code == 400
+
+
+def test_batch_async_decodes_lazily_one_batch_at_a_time(imagenet_url, zoo_dir):
+    """A file that only fails when decoded is not decoded up front: the batches before it are predicted and
+    the request then fails naming it (serve-model's default batch is 8 images)."""
+    chelsea = (zoo_dir / "samples" / "chelsea.jpg").read_bytes()
+    files = [("files", (f"image_{i}.jpg", chelsea)) for i in range(8)]
+    files.append(("files", ("broken.jpg", chelsea[: len(chelsea) // 3])))  # a JPEG, cut short
+    started = httpx.post(f"{imagenet_url}/inference_batch_async", files=files, timeout=60)
+    assert started.status_code == 200, started.text
+    done = wait_finished(imagenet_url, started.json()["inference_request_uuid"])
+    assert done["progress"] == {"current": 8, "total": 9}
+    assert done["exception"]["type"] == "InputError" and "broken.jpg" in done["exception"]["message"]
+
+
+DEEP = "[" * 5000 + "]" * 5000
+
+
+def test_deep_json_is_400(imagenet_url):
+    body = httpx.post(f"{imagenet_url}/get_inference_progress", content=DEEP, timeout=60)
+    assert body.status_code == 400 and body.json()["message"] == "request body is JSON nested too deeply"
+    form = httpx.post(
+        f"{imagenet_url}/inference_batch_async", files=[("files", ("a.jpg", b"x"))], data={"state": DEEP}, timeout=60
+    )
+    assert form.status_code == 400 and form.json()["message"] == "form field 'state' is JSON nested too deeply"
+
+
+def test_smart_cache_endpoints_are_501(imagenet_url):
+    for path in ("/smart_cache", "/smart_cache_files", "/smart_cache/get"):
+        response = post(imagenet_url, path.lstrip("/"))
+        assert response.status_code == 501, path
+        assert response.json()["success"] is False and "not supported" in response.json()["message"]

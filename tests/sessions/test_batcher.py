@@ -323,3 +323,29 @@ def test_close_fails_what_is_still_queued_and_refuses_new_work(segmenter):
     closed = [r for r in results if isinstance(r, Closed)]
     assert closed and all("shutting down" in str(r) for r in closed)
     assert 1 <= sum(isinstance(r, list) for r in results) < 20 and again.masks is not None
+
+
+def test_a_caller_cancelled_before_its_thread_started_is_no_longer_expected(segmenter):
+    """A cancelled caller whose preparation never started must not count as "on its way" forever: the next lone
+    request still runs where it was prepared instead of queueing for company that never comes."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    counting = counted(segmenter)
+
+    async def requests(batcher):
+        loop = asyncio.get_running_loop()
+        loop.set_default_executor(ThreadPoolExecutor(1))  # one thread, kept busy: the caller's hop stays queued
+        gate = threading.Event()
+        busy = loop.run_in_executor(None, gate.wait)
+        cancelled = asyncio.ensure_future(batcher.predict(images(1)[0]))
+        await asyncio.sleep(0)  # it is now waiting for a thread
+        cancelled.cancel()
+        gate.set()
+        await busy
+        with pytest.raises(asyncio.CancelledError):
+            await cancelled
+        return await batcher.predict(images(1)[0])
+
+    result = asyncio.run(serving(segmenter, requests, max_batch_size=8, max_delay_ms=20, workers=1))
+    assert result.masks is not None and counting.calls == 1
+    assert not counting.thread_names[0].startswith("fovea-batcher")  # alone: ran in its preparing thread

@@ -1,6 +1,15 @@
-"""Checks an uploaded ONNX file must pass before anything is stored (backend-api.md §6, "ONNX validation")."""
+"""Checks an uploaded ONNX file must pass before anything is stored (backend-api.md §6, "ONNX validation").
+
+Validation must not cost more memory than the upload itself (DESIGN §7, budgets before work): ONNX Runtime
+loads the graph without optimisations, so no constant is folded (a `ConstantOfShape` fed a constant shape
+would otherwise be materialised), and constants whose shapes are written in the graph are summed by static
+inspection and refused over `MAX_CONSTANT_BYTES`, as a deployed session would allocate them.
+"""
 
 from __future__ import annotations
+
+import math
+from typing import Any
 
 from fovea.core.card import CARD_KEY, ModelCard
 from fovea.core.predictions import Task
@@ -9,6 +18,8 @@ from fovea.platform.errors import InputError
 
 # Task ids of the seeded catalog -> the core's task names.
 TASKS_BY_ID = {1: Task.CLASSIFICATION, 2: Task.SEGMENTATION, 3: Task.DETECTION, 4: Task.MULTILABEL, 5: Task.REGRESSION}
+# What the graph's constant-shaped tensors (ConstantOfShape fed a constant shape) may take together.
+MAX_CONSTANT_BYTES = 256 * 1024 * 1024
 
 
 def malformed(reason: str) -> InputError:
@@ -27,8 +38,11 @@ def validate_onnx(
         onnx.checker.check_model(model)
     except Exception as exc:  # protobuf and checker raise many types
         raise malformed(str(exc).strip().splitlines()[0][:200] if str(exc).strip() else "not an ONNX model") from None
+    _check_constants(model)
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # no constant folding
     try:
-        ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+        ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
     except Exception as exc:
         raise malformed(f"ONNX Runtime cannot load it ({str(exc).strip().splitlines()[0][:200]})") from None
     initializers = {i.name for i in model.graph.initializer}
@@ -50,6 +64,34 @@ def validate_onnx(
         if last and last != len(names):
             raise malformed(f"the first output has {last} classes, but {len(names)} class names are given")
     return card
+
+
+def _check_constants(model: Any) -> None:
+    """Refuse external tensor data (a path read from the server's disk) and oversized constant shapes."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    constants = {t.name: t for t in model.graph.initializer}
+    for tensor in model.graph.initializer:
+        if tensor.data_location == TensorProto.EXTERNAL:
+            raise malformed(f"initializer {tensor.name!r} refers to external data; upload a self-contained file")
+    for node in model.graph.node:
+        if node.op_type == "Constant":
+            value = next((a.t for a in node.attribute if a.name == "value"), None)
+            if value is not None and node.output:
+                constants[node.output[0]] = value
+    total = 0
+    for node in model.graph.node:
+        if node.op_type != "ConstantOfShape" or not node.input or node.input[0] not in constants:
+            continue  # a shape computed at run time is bounded by the input, which the session limits
+        try:
+            shape = numpy_helper.to_array(constants[node.input[0]]).reshape(-1)
+        except Exception as exc:
+            raise malformed(f"ConstantOfShape {node.name!r} has an unreadable shape ({exc})") from None
+        value = next((a.t for a in node.attribute if a.name == "value"), None)
+        item = helper.tensor_dtype_to_np_dtype(value.data_type).itemsize if value is not None else 4
+        total += math.prod(max(int(d), 0) for d in shape) * item
+        if total > MAX_CONSTANT_BYTES:
+            raise malformed(f"its constant tensors (ConstantOfShape outputs) take over {MAX_CONSTANT_BYTES} bytes")
 
 
 def _card(model, task_id: int, classes: list[str] | None) -> ModelCard | None:

@@ -71,6 +71,13 @@ class _Item:
 
 
 @dataclass(slots=True)
+class _Arrival:
+    """One caller's "on its way" mark: cleared once, by its preparing thread or by its own await's end."""
+
+    done: bool = False
+
+
+@dataclass(slots=True)
 class BatchStats:
     """Counters for metrics, written under the batcher's lock; readers may copy them at any time.
 
@@ -179,9 +186,13 @@ class DynamicBatcher:
         Batched with concurrent callers; run in the same thread when nobody else is in sight. `timing` as in `run`.
         """
         self._check_open()
+        arrival = _Arrival()
         with self._lock:
             self._expected += 1
-        batch, future = await asyncio.to_thread(self._prepare_and_submit, prepare, timing)
+        try:
+            batch, future = await asyncio.to_thread(self._prepare_and_submit, prepare, timing, arrival)
+        finally:
+            self._arrived(arrival)  # a caller cancelled before its thread started never arrives there
         if future.done():  # it ran in that thread; waiting on it would cost another loop wake-up
             return batch, future.result()
         return batch, await asyncio.wrap_future(future)
@@ -197,19 +208,19 @@ class DynamicBatcher:
         return await asyncio.wrap_future(item.future)
 
     def _prepare_and_submit(
-        self, prepare: Callable[[], Batch], timing: dict[str, float] | None
+        self, prepare: Callable[[], Batch], timing: dict[str, float] | None, arrival: _Arrival
     ) -> tuple[Batch, Future]:
         """In a worker thread: prepare; run here when alone, else queue for the worker. The caller is expected."""
         try:
             batch = prepare()
         except BaseException:
-            self._arrived()
+            self._arrived(arrival)
             raise
         item = _Item(batch.tensor, Future(), time.monotonic(), timing)
         with self._lock:
             alone = self._expected == 1 and not self._holding and self.queue.empty()
         if alone and not self._closed and self._gate.try_exclusive():
-            self._arrived()
+            self._arrived(arrival)
             try:
                 self._run([item], self.model.network)
             finally:
@@ -218,7 +229,7 @@ class DynamicBatcher:
         try:
             self._submit(item)  # queued before it stops being expected, so a worker never misses it
         finally:
-            self._arrived()
+            self._arrived(arrival)
         return batch, item.future
 
     def _submit(self, item: _Item) -> None:
@@ -234,9 +245,12 @@ class DynamicBatcher:
         if not self.running:
             raise Closed("the session is not running")
 
-    def _arrived(self) -> None:
+    def _arrived(self, arrival: _Arrival) -> None:
+        """The caller is no longer on its way; once per caller, whichever of its thread and its await is first."""
         with self._lock:
-            self._expected -= 1
+            if not arrival.done:
+                arrival.done = True
+                self._expected -= 1
 
     def _retry_after(self) -> float:
         """Seconds until the queue has drained at the recent run rate (at least 1: Retry-After is whole seconds)."""

@@ -3,11 +3,15 @@
 Grayscale values are in scanner units: stored values times RescaleSlope plus RescaleIntercept (Hounsfield
 units for CT). MONOCHROME1 (low values bright) is inverted over the stored bit range, so that high values
 are bright as in MONOCHROME2 and slices of one series stay comparable.
+
+A deflated file (Deflated Explicit VR Little Endian) is inflated here, within `Limits.max_decoded_bytes`,
+before pydicom sees it: pydicom itself would inflate the whole data set at once, however large.
 """
 
 from __future__ import annotations
 
 import io
+import struct
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -15,11 +19,13 @@ from typing import Any
 import numpy as np
 
 from fovea.core.io.arrays import image_from_array
-from fovea.core.io.limits import DEFAULT_LIMITS, Limits, check_bytes, check_pixels, label, read_file
+from fovea.core.io.limits import DEFAULT_LIMITS, Inflater, Limits, check_bytes, check_decoded, label, read_file
 from fovea.core.io.media import Image, Volume
 from fovea.errors import InputError, LimitExceeded
 
 _PIXEL_TAGS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
+_DEFLATED = b"1.2.840.10008.1.2.1.99"  # Deflated Explicit VR Little Endian
+_META_START = 132  # the 128-byte preamble and "DICM"
 Source = bytes | str | Path
 
 
@@ -31,7 +37,7 @@ def read_dicom(data: bytes, *, name: str = "", limits: Limits = DEFAULT_LIMITS) 
     `Image` of its first frame.
     """
     check_bytes(data, name, limits)
-    ds = _dataset(data, name)
+    ds = _dataset(data, name, limits)
     frames = _check_size(ds, name, limits)
     if _is_colour(ds):
         pixels = _decode(ds, name)
@@ -100,11 +106,15 @@ def scanner_values(ds: Any, name: str) -> np.ndarray:
     return values
 
 
-def _dataset(data: bytes, name: str) -> Any:
+def _dataset(data: bytes, name: str, limits: Limits) -> Any:
     import pydicom
 
     try:
-        ds = pydicom.dcmread(io.BytesIO(data), force=True)  # force: also files without the preamble
+        ds = _deflated_dataset(data, name, limits)
+        if ds is None:
+            ds = pydicom.dcmread(io.BytesIO(data), force=True)  # force: also files without the preamble
+    except InputError:
+        raise
     except Exception as exc:  # pydicom raises many exception types on hostile bytes
         raise InputError(f"{label(name)}: not a readable DICOM file ({_why(exc)})") from None
     if not any(tag in ds for tag in _PIXEL_TAGS):
@@ -124,6 +134,31 @@ def _dataset(data: bytes, name: str) -> Any:
     return ds
 
 
+def _deflated_dataset(data: bytes, name: str, limits: Limits) -> Any:
+    """The data set of a deflated file, inflated within the byte budget; None for any other file."""
+    import pydicom
+
+    if data[128:132] != b"DICM":  # without file meta there is no transfer syntax, and pydicom inflates nothing
+        return None
+    meta_end = _META_START + 12  # (0002,0000) UL 4 <group length>, the file meta's first element
+    if data[_META_START : _META_START + 6] != b"\x02\x00\x00\x00UL":
+        if _DEFLATED in data[:4096]:
+            raise InputError(f"{label(name)}: deflated DICOM file without its file meta group length")
+        return None
+    meta_end += struct.unpack("<I", data[_META_START + 8 : meta_end])[0]
+    if _DEFLATED not in data[:meta_end]:
+        return None
+    meta = pydicom.dcmread(io.BytesIO(data[:meta_end]), force=True).file_meta  # the meta alone inflates nothing
+    if meta.get("TransferSyntaxUID") != pydicom.uid.DeflatedExplicitVRLittleEndian:
+        return None
+    inflater = Inflater(-15, limits.max_decoded_bytes, f"{label(name)} (deflated DICOM)")
+    body = inflater.feed(data[meta_end:])
+    inflater.check_complete()
+    ds = pydicom.dcmread(io.BytesIO(body), force=True)  # explicit VR little endian, without meta
+    ds.file_meta = meta
+    return ds
+
+
 def _check_size(ds: Any, name: str, limits: Limits) -> int:
     """Check rows, columns and frames from the header, before decoding; returns the number of frames."""
     try:
@@ -131,7 +166,8 @@ def _check_size(ds: Any, name: str, limits: Limits) -> int:
         frames = int(ds.get("NumberOfFrames") or 1)
     except (TypeError, ValueError):
         raise InputError(f"{label(name)}: DICOM header has invalid Rows, Columns or NumberOfFrames") from None
-    check_pixels(cols, rows, name, limits)
+    samples, bits = int(ds.get("SamplesPerPixel") or 1), int(ds.get("BitsAllocated") or 8)
+    check_decoded(cols, rows, name, limits, samples=samples, item_size=max(1, -(-bits // 8)))
     if frames > limits.max_frames:
         raise LimitExceeded(f"{label(name)} has {frames} frames, over the limit of {limits.max_frames}")
     if frames * rows * cols > limits.max_voxels:
@@ -154,7 +190,7 @@ def _is_colour(ds: Any) -> bool:
 def _series_slice(source: Source, name: str, limits: Limits) -> Any:
     data = read_file(source, limits, name) if isinstance(source, (str, Path)) else source
     check_bytes(data, name, limits)
-    ds = _dataset(data, name)
+    ds = _dataset(data, name, limits)
     if _check_size(ds, name, limits) > 1:
         raise InputError(f"{name}: a multi-frame DICOM file cannot be one slice of a series")
     if _is_colour(ds):

@@ -1,7 +1,8 @@
 """2-D image decoding: JPEG with libjpeg-turbo (simplejpeg, which releases the GIL), the rest with Pillow.
 
-Every path reads the size from the header and checks it against `Limits` before a pixel is decoded, so a
-decompression bomb costs one header parse. Pillow-decoded arrays may be read-only views: copy before
+Every path reads the size and sample layout from the header and checks them against `Limits` (pixels, and
+decoded bytes: width x height x samples x item size) before a pixel is decoded, so a decompression bomb
+costs one header parse. Pillow-decoded arrays may be read-only views: copy before
 drawing on them.
 """
 
@@ -17,7 +18,7 @@ from PIL import Image as PILImage
 from PIL import ImageSequence, UnidentifiedImageError, features
 
 from fovea.core.io.arrays import image_from_array
-from fovea.core.io.limits import DEFAULT_LIMITS, Limits, check_bytes, check_pixels, label
+from fovea.core.io.limits import DEFAULT_LIMITS, Limits, check_bytes, check_decoded, label
 from fovea.core.io.media import Image
 from fovea.core.io.sniff import RASTER_KINDS, sniff
 from fovea.errors import InputError, LimitExceeded
@@ -32,6 +33,17 @@ _KIND_NAMES = {"dicom": "DICOM", "nifti": "NIfTI"}
 # Pillow modes that hold at most 8 bits per channel and convert to RGB as they are; the others
 # (I;16*, I, F) are deeper and go through `image_from_array`'s range scaling instead of being clipped.
 _EIGHT_BIT_MODES = frozenset({"1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr", "LAB", "HSV"})
+_ORIENTATION_TAG = 0x0112
+_TRANSPOSING = frozenset({5, 6, 7, 8})  # EXIF orientations that swap width and height
+_UPRIGHT = {  # EXIF orientation -> how stored (row, column, ...) pixels turn upright, as Pillow's exif_transpose
+    2: lambda a: a[:, ::-1],
+    3: lambda a: a[::-1, ::-1],
+    4: lambda a: a[::-1],
+    5: lambda a: a.swapaxes(0, 1),
+    6: lambda a: np.rot90(a, -1),
+    7: lambda a: a[::-1, ::-1].swapaxes(0, 1),
+    8: lambda a: np.rot90(a, 1),
+}
 # What a hostile or broken file makes Pillow and tifffile raise while parsing.
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError, TypeError)
 
@@ -43,7 +55,7 @@ def decode_image(
 
     `min_size=(h, w)` lets a JPEG decode at a reduced DCT scale (libjpeg-turbo's eighths: 7/8 down to 1/8),
     the smallest that stays at least that large; other formats ignore it. `Image.original_size` is the
-    file's own size either way.
+    file's own size either way, upright (after its EXIF orientation).
     """
     check_bytes(data, name, limits)
     kind = _raster_kind(data, name)
@@ -52,7 +64,7 @@ def decode_image(
     if _pillow_cannot(data, kind):
         return image_from_array(_tifffile_pages(data, name, limits, first_only=True)[0], name)
     with _open(data, kind, name, limits) as pil:
-        return Image(_rgb(pil, name), name=name)
+        return Image(_upright(_rgb(pil, name), _orientation(pil)), name=name)
 
 
 def decode_frames(data: bytes, *, name: str = "", limits: Limits = DEFAULT_LIMITS) -> list[Image]:
@@ -72,11 +84,11 @@ def decode_frames(data: bytes, *, name: str = "", limits: Limits = DEFAULT_LIMIT
         for index, frame in enumerate(ImageSequence.Iterator(pil)):
             if index >= limits.max_frames:
                 raise LimitExceeded(f"{label(name)} has more than {limits.max_frames} frames")
-            check_pixels(frame.width, frame.height, f"{label(name)} frame {index}", limits)
+            check_decoded(frame.width, frame.height, f"{label(name)} frame {index}", limits, **_layout(frame))
             total += frame.width * frame.height
             if total > limits.max_voxels:
                 raise LimitExceeded(f"{label(name)}: its frames hold more than {limits.max_voxels} pixels together")
-            frames.append(Image(_rgb(frame, name), name=f"{name}#{index}"))
+            frames.append(Image(_upright(_rgb(frame, name), _orientation(frame)), name=f"{name}#{index}"))
     return frames
 
 
@@ -104,12 +116,16 @@ def _decode_jpeg(data: bytes, name: str, limits: Limits, min_hw: tuple[int, int]
         height, width, colorspace, _ = simplejpeg.decode_jpeg_header(data)
     except ValueError as exc:
         raise InputError(f"{label(name)}: corrupt JPEG ({exc})") from None
-    check_pixels(width, height, name, limits)
-    min_h, min_w = min_hw
+    check_decoded(width, height, name, limits, samples=4 if colorspace in ("CMYK", "YCCK") else 3)
+    orientation = _jpeg_orientation(data)
+    if orientation in _TRANSPOSING:  # the stored image is sideways: its sizes are the upright ones swapped
+        height, width = width, height
+        min_hw = min_hw[::-1]
+    min_h, min_w = min_hw  # as stored
     if colorspace not in ("CMYK", "YCCK"):  # libjpeg-turbo cannot turn these into RGB; Pillow can
         try:
             pixels = simplejpeg.decode_jpeg(data, colorspace="RGB", min_height=min_h, min_width=min_w)
-            return Image(pixels, name=name, original_size=(height, width))
+            return Image(_upright(pixels, orientation), name=name, original_size=(height, width))
         except ValueError:
             # strict libjpeg-turbo also refuses files with recoverable damage (extraneous bytes, a missing
             # marker) that Pillow decodes; a truly corrupt file fails there too, with Pillow's message.
@@ -117,7 +133,32 @@ def _decode_jpeg(data: bytes, name: str, limits: Limits, min_hw: tuple[int, int]
     with _open(data, "jpeg", name, limits) as pil:
         if min_h or min_w:
             pil.draft("RGB", (max(min_w, 1), max(min_h, 1)))  # the same DCT-domain downscale, in Pillow
-        return Image(_rgb(pil, name), name=name, original_size=(height, width))
+        return Image(_upright(_rgb(pil, name), orientation), name=name, original_size=(height, width))
+
+
+def _jpeg_orientation(data: bytes) -> int:
+    """The EXIF orientation of a JPEG (1 without one), read with Pillow only when an Exif segment is there."""
+    if b"Exif\x00\x00" not in data[:65536]:  # APP1 comes right after SOI; most files have none to parse
+        return 1
+    try:
+        with PILImage.open(io.BytesIO(data), formats=["JPEG"]) as pil:  # markers only, no pixels
+            return _orientation(pil)
+    except (UnidentifiedImageError, PILImage.DecompressionBombError, *_DECODE_ERRORS):
+        return 1
+
+
+def _orientation(pil: PILImage.Image) -> int:
+    """The image's EXIF orientation, 1 (as stored) when absent, unreadable or out of range."""
+    try:
+        value = pil.getexif().get(_ORIENTATION_TAG, 1)
+    except _DECODE_ERRORS:
+        return 1
+    return value if value in _UPRIGHT else 1
+
+
+def _upright(pixels: np.ndarray, orientation: int) -> np.ndarray:
+    turn = _UPRIGHT.get(orientation)
+    return pixels if turn is None else np.ascontiguousarray(turn(pixels))
 
 
 @contextmanager
@@ -136,8 +177,19 @@ def _open(data: bytes, kind: str, name: str, limits: Limits) -> Iterator[PILImag
         guard = PILImage.MAX_IMAGE_PIXELS
         if guard is not None and pil.width * pil.height > guard:
             raise _over_pillow_guard(name)  # Pillow only warned: refuse like it does above twice the guard
-        check_pixels(pil.width, pil.height, name, limits)
+        check_decoded(pil.width, pil.height, name, limits, **_layout(pil))
         yield pil
+
+
+def _layout(pil: PILImage.Image) -> dict[str, int]:
+    """Samples per pixel and bytes per sample as the file declares them (TIFF tags), else as Pillow decodes."""
+    tags = getattr(pil, "tag_v2", None)
+    if tags is not None:  # Pillow narrows e.g. 16-bit RGBA to 8 bits, but decodes the file's samples first
+        bits = tags.get(258) or (8,)
+        bits = max(bits) if isinstance(bits, tuple) else int(bits)
+        return {"samples": int(tags.get(277) or len(pil.getbands())), "item_size": max(1, -(-bits // 8))}
+    item_size = 2 if pil.mode.startswith("I;16") else 4 if pil.mode in ("I", "F") else 1
+    return {"samples": len(pil.getbands()), "item_size": item_size}
 
 
 def _over_pillow_guard(name: str) -> LimitExceeded:
@@ -183,7 +235,8 @@ def _tifffile_pages(data: bytes, name: str, limits: Limits, *, first_only: bool)
             for index, page in enumerate(tif.pages):
                 if index >= limits.max_frames:
                     raise LimitExceeded(f"{label(name)} has more than {limits.max_frames} pages")
-                check_pixels(page.imagewidth, page.imagelength, name, limits)
+                samples = {"samples": page.samplesperpixel, "item_size": page.dtype.itemsize if page.dtype else 8}
+                check_decoded(page.imagewidth, page.imagelength, name, limits, **samples)
                 total += page.imagewidth * page.imagelength
                 if total > limits.max_voxels:
                     raise LimitExceeded(f"{label(name)}: its pages hold more than {limits.max_voxels} pixels together")

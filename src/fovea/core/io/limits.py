@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,10 @@ class Limits:
     max_pixels: int = 100_000_000  # width x height of one image or frame (decompression bombs)
     max_voxels: int = 400_000_000  # depth x height x width of one volume, or all frames of one image together
     max_frames: int = 10_000  # frames of a video or pages of a multi-page image
+    # Width x height x samples x item size of one decoded image, frame or page, and the size a compressed
+    # input (HTTP Content-Encoding, a deflated DICOM data set) may inflate to. The default holds RGBA at
+    # `max_pixels`; a 16-bit 4-sample TIFF of as many pixels needs twice that.
+    max_decoded_bytes: int = 400_000_000
     max_files: int = 1000  # files in one request or DICOM series
     url_timeout_s: float = 10.0  # each connect/read of a URL download, and the download as a whole
     # Hosts or networks ("minio.internal", "127.0.0.1", "10.0.0.0/8") the URL guard lets through although
@@ -24,7 +29,15 @@ class Limits:
     allow_private_hosts: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        for field in ("max_bytes", "max_pixels", "max_voxels", "max_frames", "max_files", "url_timeout_s"):
+        for field in (
+            "max_bytes",
+            "max_pixels",
+            "max_voxels",
+            "max_frames",
+            "max_decoded_bytes",
+            "max_files",
+            "url_timeout_s",
+        ):
             if not getattr(self, field) > 0:
                 raise ValueError(f"Limits.{field} must be positive, got {getattr(self, field)!r}")
         if isinstance(self.allow_private_hosts, str):
@@ -55,6 +68,51 @@ def check_pixels(width: int, height: int, name: str, limits: Limits) -> None:
         raise InputError(f"{label(name)} has no pixels ({width}x{height})")
     if width * height > limits.max_pixels:
         raise LimitExceeded(f"{label(name)} is {width}x{height} pixels, over the limit of {limits.max_pixels} pixels")
+
+
+def check_decoded(width: int, height: int, name: str, limits: Limits, *, samples: int = 3, item_size: int = 1) -> None:
+    """`check_pixels`, then refuse an image whose decoded array (w x h x samples x item size) is over budget.
+
+    Readers pass the file's own samples and item size; at least 3 bytes a pixel are counted, as every image
+    ends up 8-bit RGB.
+    """
+    check_pixels(width, height, name, limits)
+    decoded = width * height * max(samples * item_size, 3)
+    if decoded > limits.max_decoded_bytes:
+        raise LimitExceeded(
+            f"{label(name)}: {width}x{height} pixels of {samples} x {item_size}-byte samples decode to {decoded} "
+            f"bytes, over the limit of {limits.max_decoded_bytes}"
+        )
+
+
+class Inflater:
+    """A zlib/gzip stream inflated piece by piece, refusing output past `limit` before producing it.
+
+    `wbits` as for `zlib.decompressobj`: 16 + 15 for gzip, 15 for zlib, -15 for raw deflate, 32 + 15 for
+    gzip or zlib by header.
+    """
+
+    def __init__(self, wbits: int, limit: int, what: str) -> None:
+        self._stream = zlib.decompressobj(wbits)
+        self._limit = limit
+        self._what = what
+        self.size = 0
+
+    def feed(self, chunk: bytes) -> bytes:
+        try:
+            # One byte past the room left: getting it means the output would go over the limit.
+            out = self._stream.decompress(chunk, self._limit - self.size + 1)
+        except zlib.error as exc:
+            raise InputError(f"{self._what}: corrupt compressed data ({exc})") from None
+        self.size += len(out)
+        if self.size > self._limit:
+            raise LimitExceeded(f"{self._what} inflates past the limit of {self._limit} bytes")
+        return out
+
+    def check_complete(self) -> None:
+        """Refuse a stream that stopped before its end (a truncated download or file)."""
+        if not self._stream.eof:
+            raise InputError(f"{self._what}: compressed data is truncated")
 
 
 def read_file(path: str | Path, limits: Limits, name: str = "") -> bytes:

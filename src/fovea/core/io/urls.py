@@ -3,7 +3,9 @@
 Only http and https. Every address the host resolves to must be public unless the operator allowlisted the
 host or the address (`Limits.allow_private_hosts`). Redirects are followed by hand, at most five, and each
 target is checked again. The body is streamed under a byte cap, and `url_timeout_s` bounds each network
-step and the whole download.
+step and the whole download. Compressed bodies are asked not to be sent (`Accept-Encoding: identity`); a
+server that sends gzip or deflate anyway is inflated here, under the same cap, never by httpx's uncapped
+decoders, and any other encoding is refused.
 
 DNS rebinding: the request is sent to the address that was checked (the URL's host stays in the Host header
 and, for https, in SNI and certificate checks), so a second DNS answer cannot send the fetch elsewhere.
@@ -20,10 +22,12 @@ from urllib.parse import unquote, urljoin, urlsplit
 
 import httpx
 
-from fovea.core.io.limits import DEFAULT_LIMITS, Limits
+from fovea.core.io.limits import DEFAULT_LIMITS, Inflater, Limits
 from fovea.errors import InputError, LimitExceeded
 
 MAX_REDIRECTS = 5
+# Content-Encoding -> zlib wbits. HTTP "deflate" is meant to be zlib-wrapped; some servers send raw deflate.
+_INFLATE_WBITS = {"gzip": 16 + 15, "x-gzip": 16 + 15, "deflate": 15}
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 _METADATA = {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254")}
 _REFUSED = (  # first match names the reason
@@ -98,7 +102,8 @@ def _send(client: httpx.Client, url: str, addresses: list[str], limits: Limits) 
     """GET `url` from the first checked address that accepts a connection (a host may resolve to several)."""
     parts = urlsplit(url)
     for address in addresses:
-        request = client.build_request("GET", _pinned(url, address), headers={"Host": _host_header(url)})
+        headers = {"Host": _host_header(url), "Accept-Encoding": "identity"}  # nothing to inflate, please
+        request = client.build_request("GET", _pinned(url, address), headers=headers)
         if parts.scheme == "https":  # TLS: SNI and the certificate check use the name, not the address
             request.extensions["sni_hostname"] = parts.hostname
         try:
@@ -145,16 +150,30 @@ def _read_capped(response: httpx.Response, url: str, limits: Limits, deadline: f
     declared = response.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limits.max_bytes:
         raise LimitExceeded(f"URL {_shown(url)} is {declared} bytes, over the limit of {limits.max_bytes}")
+    inflater = _inflater(response, url, limits)
     body = bytearray()
-    for chunk in response.iter_bytes():  # decoded (gunzipped) bytes are what is counted
-        body += chunk
+    for chunk in response.iter_raw():  # raw bytes: httpx would inflate them without a cap
+        body += inflater.feed(chunk) if inflater else chunk
         if len(body) > limits.max_bytes:
             raise LimitExceeded(f"URL {_shown(url)} is over the limit of {limits.max_bytes} bytes")
         if time.monotonic() > deadline:  # a server trickling bytes never trips the per-read timeout
             raise _timed_out(url, limits)
+    if inflater:
+        inflater.check_complete()
     if not body:
         raise InputError(f"URL {_shown(url)} returned an empty body")
     return bytes(body)
+
+
+def _inflater(response: httpx.Response, url: str, limits: Limits) -> Inflater | None:
+    """The capped decoder for a body sent with Content-Encoding despite `identity`; None for a plain body."""
+    encoding = response.headers.get("content-encoding", "").strip().lower()
+    if encoding in ("", "identity"):
+        return None
+    if encoding not in _INFLATE_WBITS:
+        raise InputError(f"URL {_shown(url)} answered with unsupported Content-Encoding {encoding!r}")
+    cap = min(limits.max_bytes, limits.max_decoded_bytes)
+    return Inflater(_INFLATE_WBITS[encoding], cap, f"URL {_shown(url)}")
 
 
 def _pinned(url: str, address: str) -> str:

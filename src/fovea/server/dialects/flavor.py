@@ -9,12 +9,13 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
+from starlette.datastructures import FormData
 
 from fovea.core.formats import to_aicoco
 from fovea.core.io import read_dicom_series, read_input, sniff
 from fovea.errors import InputError
 from fovea.server.errors import dialect_route
-from fovea.server.uploads import json_field, read_files, read_form
+from fovea.server.uploads import parse_json, read_files, read_form
 from fovea.sessions.session import ModelSession
 
 
@@ -43,10 +44,11 @@ async def _invoke(request: Request) -> dict[str, Any]:
     if form.get("tables") is not None:
         raise InputError("tabular requests (`tables`) are not supported")
     files = await read_files(form)
-    entries = validate_images(json_field(form, "images"))
+    fields = _json_fields(form)
+    entries = validate_images(fields.get("images"))
     if not files:
         raise InputError("`files` is required: upload at least one file")
-    settings = json_field(form, "settings", {})
+    settings = fields.get("settings", {})
     if not isinstance(settings, dict):
         raise InputError("`settings` must be a JSON object")
     settings = session.settings(settings)
@@ -83,6 +85,14 @@ async def _volume(session: ModelSession, uploads: dict[str, bytes], entries: lis
     else:
         raise InputError("a 3-D model takes one DICOM series or one NIfTI volume per request")
     return await session.predict_volume(volume), ordered
+
+
+def _json_fields(form: FormData) -> dict[str, Any]:
+    """Every text part parsed as JSON, the last one winning if repeated: FLaVor hands each to the model
+    (`metadata` ...), so one that is not JSON is a 400 here, as in FLaVor, whether or not Fovea reads it."""
+    return {
+        name: parse_json(value, f"form field {name!r}") for name, value in form.multi_items() if isinstance(value, str)
+    }
 
 
 def _match(files: list[tuple[str, bytes]], entries: list[dict[str, Any]]) -> dict[str, bytes]:

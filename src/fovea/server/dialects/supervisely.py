@@ -14,10 +14,10 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from fovea.core.formats import supervisely_project_meta, to_supervisely_annotation
-from fovea.core.io import Image, fetch_url, iter_frames, probe_video, video_frame_indices
+from fovea.core.io import Image, fetch_url, iter_frames, probe_video, sniff, video_frame_indices
 from fovea.errors import InputError
 from fovea.server.errors import NotImplementedEndpoint, dialect_route
-from fovea.server.uploads import read_files, read_form
+from fovea.server.uploads import parse_json, read_files, read_form
 from fovea.sessions.requests import AsyncRequest
 from fovea.sessions.session import ModelSession
 
@@ -51,10 +51,7 @@ async def _state(request: Request) -> dict[str, Any]:
     raw = await request.body()
     if not raw.strip():
         return {}
-    try:
-        body = json.loads(raw)
-    except ValueError:
-        raise InputError("request body is not valid JSON") from None
+    body = parse_json(raw, "request body")
     state = body.get("state") if isinstance(body, dict) else None
     if state is not None and not isinstance(state, dict):
         raise InputError("state must be a JSON object")
@@ -66,10 +63,7 @@ def _form_state(form: Any) -> dict[str, Any]:
     for field in ("state", "settings"):
         text = form.get(field)
         if isinstance(text, str) and text.strip() and text.strip() != "{}":
-            try:
-                value = json.loads(text)
-            except ValueError:
-                raise InputError(f"form field {field!r} is not valid JSON") from None
+            value = parse_json(text, f"form field {field!r}")
             if not isinstance(value, dict):
                 raise InputError(f"form field {field!r} must hold a JSON object")
             return value
@@ -307,27 +301,36 @@ async def inference_video_async(request: Request) -> dict[str, Any]:
 
 
 def _run_images(
-    session: ModelSession, job: AsyncRequest, items: list[tuple[Image, dict[str, Any]]], settings: dict
+    session: ModelSession, job: AsyncRequest, items: list[tuple[str, bytes, dict[str, Any]]], settings: dict
 ) -> None:
+    """Decode lazily, one batch at a time: only one batch of decoded images is ever held, and a file that
+    cannot be decoded fails the request when its batch comes, after the batches before it were delivered."""
     job.start(len(items))
     size = session.config.max_batch_size
     for start in range(0, len(items), size):
         job.check_stop()
         chunk = items[start : start + size]
-        predictions = session.model.predict_batch([image for image, _ in chunk], settings, workers=1)
-        for (image, ids), prediction in zip(chunk, predictions, strict=True):
+        images = [_decoded(session, data, name) for name, data, _ in chunk]
+        predictions = session.model.predict_batch(images, settings, workers=1)
+        for image, (_, _, ids), prediction in zip(images, chunk, predictions, strict=True):
             job.push(result_dict(to_supervisely_annotation(prediction, session.card), image.name, **ids))
 
 
-async def _decode_all(session: ModelSession, named: list[tuple[str, bytes]]) -> list[Image]:
-    """Decode every upload before a request exists, so a bad one is a 400 naming it."""
-    images = []
+def _decoded(session: ModelSession, data: bytes, name: str) -> Image:
+    item = session.read(data, name)
+    if not isinstance(item, Image):
+        raise InputError(f"{name}: a volume cannot go through this endpoint")
+    return item
+
+
+def _check_kinds(named: list[tuple[str, bytes]]) -> None:
+    """Before a request exists, refuse what is not an image at all (from its first bytes; nothing decoded)."""
     for name, data in named:
-        item = await session.decode(data, name)
-        if not isinstance(item, Image):
+        kind = sniff(data, name)
+        if kind == "unknown":
+            raise InputError(f"{name}: unrecognised image format (expected PNG, JPEG, BMP, GIF, TIFF, WebP or DICOM)")
+        if kind == "nifti":
             raise InputError(f"{name}: a volume cannot go through this endpoint")
-        images.append(item)
-    return images
 
 
 @router.post("/inference_batch_async")
@@ -339,8 +342,8 @@ async def inference_batch_async(request: Request) -> dict[str, Any]:
         raise InputError("at least one file expected in `files`")
     state = _form_state(form)
     settings = request_settings(session, state.get("settings"))
-    images = await _decode_all(session, [(name, data) for name, data in files])
-    items = [(image, {}) for image in images]
+    _check_kinds(files)
+    items = [(name, data, {}) for name, data in files]
     return _start(session, "image", lambda job: _run_images(session, job, items, settings), "Scheduled inference task.")
 
 
@@ -351,8 +354,8 @@ async def inference_batch_ids_async(request: Request) -> dict[str, Any]:
     ids = _image_ids(state, "images_ids", "batch_ids", "image_ids", "imageIds")
     settings = request_settings(session, state.get("settings"))
     named = [await asyncio.to_thread(session.resolve_image, i) for i in ids]
-    images = await _decode_all(session, [(name, data) for data, name in named])
-    items = [(image, {"image_id": i}) for image, i in zip(images, ids, strict=True)]
+    _check_kinds([(name, data) for data, name in named])
+    items = [(name, data, {"image_id": i}) for (data, name), i in zip(named, ids, strict=True)]
     return _start(session, "image", lambda job: _run_images(session, job, items, settings), "Scheduled inference task.")
 
 
@@ -427,3 +430,5 @@ async def _unsupported(request: Request) -> None:
 
 for _path in _UNSUPPORTED:
     router.add_api_route(_path, _unsupported, methods=["POST"])
+# Every `/smart_cache*` endpoint (the SDK has several and adds more): one pattern, in whatever method.
+router.add_api_route("/smart_cache{suffix:path}", _unsupported, methods=["GET", "POST"])

@@ -1,0 +1,114 @@
+"""Soak test: many FLaVor `/invocations` requests against one `fovea serve-model`; memory must stay flat.
+
+    python -m benchmarks.soak [--requests 10000] [--clients 16] [--images 200] [--zoo DIR]
+
+Sends `--requests` AiCOCO requests (one ~1000 px JPEG each) from `--clients` concurrent clients to a
+`fovea serve-model` subprocess serving the demo EfficientNet-Lite0, and prints throughput against the
+in-process reference loop (benchmarks/reference.py) and the server's resident memory after a warm-up and at
+the end. Growth of more than a few percent over thousands of requests is a leak (DESIGN §7).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+
+from benchmarks.photos import make_photos
+from benchmarks.reference import reference_loop
+from fovea.core.card import load_card
+from fovea.zoo import build_zoo
+from tests.server.conftest import free_port
+
+MODEL = "efficientnet-lite0-imagenet"
+IMAGES = json.dumps([{"id": "0", "index": 0, "file_name": "p.jpg", "category_ids": None, "regressions": None}])
+WARM_UP = 200
+
+
+@contextlib.contextmanager
+def serve_model(model: Path, port: int) -> Iterator[subprocess.Popen]:
+    """`fovea serve-model` on `port`, yielded once `/ping` answers 204; stopped afterwards."""
+    command = [sys.executable, "-m", "fovea.cli", "serve-model", str(model), "--port", str(port)]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"http://127.0.0.1:{port}/ping", timeout=1).status_code == 204:
+                    break
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"serve-model did not start: {command}")
+            time.sleep(0.2)
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def rss_mib(pid: int) -> float:
+    """Resident memory of a process (Linux /proc), in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for process {pid}")
+
+
+async def invoke(url: str, photos: list[bytes], requests: int, clients: int) -> float:
+    """Requests per second over `requests` /invocations from `clients` concurrent clients; any failure raises."""
+    counter = iter(range(requests))
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(limits=limits, timeout=120) as client:
+
+        async def one_client() -> None:
+            for i in counter:
+                files = {"files": ("p.jpg", photos[i % len(photos)], "image/jpeg")}
+                response = await client.post(f"{url}/invocations", data={"images": IMAGES}, files=files)
+                response.raise_for_status()
+
+        start = time.perf_counter()
+        await asyncio.gather(*(one_client() for _ in range(clients)))
+        return requests / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=10_000)
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--images", type=int, default=200, help="Distinct photos, sent round-robin.")
+    parser.add_argument("--zoo", type=Path, default=None)
+    args = parser.parse_args()
+
+    entry = next(e for e in build_zoo(args.zoo) if e.name == MODEL)
+    paths = make_photos(Path(tempfile.gettempdir()) / "fovea-bench-photos", args.images)
+    photos = [p.read_bytes() for p in paths]
+    reference = reference_loop(paths, entry.path, load_card(entry.path))
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with serve_model(entry.path, port) as server:
+        asyncio.run(invoke(url, photos, WARM_UP, args.clients))
+        warm = rss_mib(server.pid)
+        rate = asyncio.run(invoke(url, photos, args.requests, args.clients))
+        end = rss_mib(server.pid)
+
+    print(f"{args.requests} /invocations of ~1000 px JPEGs from {args.clients} clients, model {MODEL}")
+    print(f"reference loop (in process)  {reference:7.1f} img/s   1.00x")
+    print(f"serve-model /invocations     {rate:7.1f} img/s   {rate / reference:.2f}x")
+    print(f"server RSS after {WARM_UP} warm-up requests {warm:7.1f} MiB")
+    print(f"server RSS at the end               {end:7.1f} MiB   growth {(end - warm) / warm:+.1%}")
+
+
+if __name__ == "__main__":
+    main()
