@@ -32,7 +32,10 @@ class PlatformSettings(BaseSettings):
     stale_after_s: int = Field(
         600, ge=1, description="A running process with no progress line for this long has lost its worker: failed."
     )
-    max_upload_bytes: int = Field(2 * 1024**3, description="Largest request body (weights and dataset uploads).")
+    max_body_bytes: int = Field(64 * 1024**2, ge=1, description="Largest request body on every route but uploads.")
+    max_upload_bytes: int = Field(
+        2 * 1024**3, ge=1, description="Largest request body of the dataset zip and weights uploads."
+    )
 
     @property
     def db_url(self) -> str:

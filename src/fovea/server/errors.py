@@ -5,12 +5,14 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
+from contextlib import AsyncExitStack
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 
@@ -65,6 +67,8 @@ def classify(exc: Exception) -> tuple[int, str, Any, dict[str, str]]:
         return 403, str(exc), None, {}
     if isinstance(exc, NotImplementedEndpoint):
         return 501, str(exc), None, {}
+    if isinstance(exc, DataError):  # PostgreSQL refusing a value its column cannot hold (e.g. an id past 32 bits)
+        return 400, "a value in the request is out of range", None, {}
     request_id = uuid.uuid4().hex[:12]
     log.exception("unexpected error (request %s)", request_id)
     return 500, "internal server error", {"request_id": request_id}, {}
@@ -79,7 +83,12 @@ def dialect_route(render: Renderer) -> type[APIRoute]:
 
             async def guarded(request: Request) -> Response:
                 try:
-                    return await handler(request)
+                    async with AsyncExitStack() as function_scope:
+                        # FastAPI exits function-scoped dependencies (the DB transaction) after the handler
+                        # returns; giving them a scope inside this `try` lets them see the exception and roll
+                        # back, instead of committing the writes made before it (the rendered answer is no error).
+                        request.scope["fastapi_function_astack"] = function_scope
+                        return await handler(request)
                 except Exception as exc:  # every failure becomes a dialect-shaped answer
                     return render(*classify(exc))
 

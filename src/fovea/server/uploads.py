@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
+from contextlib import aclosing
 from typing import Any
 
 from starlette.datastructures import FormData, UploadFile
-from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -14,33 +16,67 @@ from fovea.core.io import Limits
 from fovea.errors import InputError, LimitExceeded
 
 
-class BodyLimit:
-    """Refuse request bodies over `max_bytes` with 413: by Content-Length up front, else while streaming."""
+class BodyTooLarge(LimitExceeded):
+    """A request body passed its limit while streaming in."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+
+class BodyLimit:
+    """Refuse request bodies over the limit with 413: by Content-Length up front, else as soon as the stream passes it.
+
+    `max_bytes` holds on every route except the (method, path) pairs in `upload_routes`, which take
+    `max_upload_bytes`: only uploads need large bodies, and a small default keeps every other route cheap to refuse.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        *,
+        upload_routes: Collection[tuple[str, str]] = (),
+        max_upload_bytes: int | None = None,
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.upload_routes = frozenset(upload_routes)
+        self.max_upload_bytes = max_upload_bytes or max_bytes
+
+    def limit_for(self, scope: Scope) -> int:
+        is_upload = (scope["method"], scope["path"]) in self.upload_routes
+        return self.max_upload_bytes if is_upload else self.max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.limit_for(scope)
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await _too_large(send, self.max_bytes)
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await _too_large(send, limit)
             return
         seen = 0
+        started = False
 
         async def counted() -> Message:
             nonlocal seen
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise LimitExceeded(f"request body over the limit of {self.max_bytes} bytes")
+                if seen > limit:
+                    raise BodyTooLarge(f"request body over the limit of {limit} bytes")
             return message
 
-        await self.app(scope, counted, send)
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted, tracked)
+        except BodyTooLarge:
+            # Routes answer it in their dialect's shape; this catches the ones that let it through.
+            if started:
+                raise
+            await _too_large(send, limit)
 
 
 async def _too_large(send: Send, limit: int) -> None:
@@ -58,13 +94,32 @@ async def read_form(request: Request, limits: Limits) -> FormData:
     if not content_type.startswith("multipart/form-data"):
         raise InputError("expected a multipart/form-data request")
     try:
-        return await request.form(
-            max_files=limits.max_files, max_fields=limits.max_files, max_part_size=limits.max_bytes
-        )
-    except HTTPException as exc:  # Starlette reports parse problems and its own limits as 400
-        if "Too many" in str(exc.detail) or "exceeded" in str(exc.detail):
-            raise LimitExceeded(str(exc.detail)) from None
-        raise InputError(f"malformed multipart body: {exc.detail}") from None
+        async with aclosing(request.stream()) as stream:
+            parser = _Utf8MultiPartParser(
+                request.headers,
+                stream,
+                max_files=limits.max_files,
+                max_fields=limits.max_files,
+                max_part_size=limits.max_bytes,
+            )
+            return await parser.parse()
+    except MultiPartException as exc:  # parse problems and Starlette's own limits
+        if "Too many" in exc.message or "exceeded" in exc.message:
+            raise LimitExceeded(exc.message) from None
+        raise InputError(f"malformed multipart body: {exc.message}") from None
+
+
+class _Utf8MultiPartParser(MultiPartParser):
+    """Starlette's parser, refusing a text part that is not UTF-8 (Starlette would read it as Latin-1)."""
+
+    def on_part_end(self) -> None:
+        part = self._current_part
+        if part.file is None:
+            try:
+                part.data.decode("utf-8")
+            except UnicodeDecodeError:
+                raise MultiPartException(f"form field {part.field_name!r} is not valid UTF-8") from None
+        super().on_part_end()
 
 
 async def read_files(form: FormData, field: str = "files") -> list[tuple[str, bytes]]:
@@ -77,12 +132,11 @@ async def read_files(form: FormData, field: str = "files") -> list[tuple[str, by
     return files
 
 
-def json_field(form: FormData, name: str, default: Any = None) -> Any:
-    """A text part holding JSON (the last one if repeated); InputError naming the field when invalid."""
-    values = [v for v in form.getlist(name) if isinstance(v, str)]
-    if not values:
-        return default
+def parse_json(text: str | bytes, what: str) -> Any:
+    """JSON from a client; InputError naming `what` when it is invalid or nested too deeply to parse."""
     try:
-        return json.loads(values[-1])
+        return json.loads(text)
     except ValueError:
-        raise InputError(f"form field {name!r} is not valid JSON") from None
+        raise InputError(f"{what} is not valid JSON") from None
+    except RecursionError:  # the parser recurses per level: a few thousand `[` exhaust the stack
+        raise InputError(f"{what} is JSON nested too deeply") from None

@@ -36,6 +36,9 @@ from fovea.web import mount_console
 
 logger = logging.getLogger(__name__)
 
+# The only routes whose bodies may pass FOVEA_MAX_BODY_BYTES (up to FOVEA_MAX_UPLOAD_BYTES): dataset zips, ONNX files.
+UPLOAD_ROUTES = (("POST", "/backend/datasets"), ("POST", "/backend/weights"))
+
 
 def make_executor(settings: PlatformSettings) -> Any:
     """The local process pool by default; Celery workers (`fovea worker`) when FOVEA_EXECUTOR=celery."""
@@ -67,6 +70,7 @@ def create_backend_app(settings: PlatformSettings, db: Database) -> ASGIApp:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.executor = make_executor(settings)
+        await asyncio.to_thread(app.state.executor.fail_orphans, db)  # what this server's own pool left behind
         reaper = asyncio.create_task(_fail_stale_processes(db, settings.stale_after_s))
         try:
             yield
@@ -95,7 +99,12 @@ def create_backend_app(settings: PlatformSettings, db: Database) -> ASGIApp:
     app.include_router(ops.health_router)
     mount_console(app)
     install_http_error_handler(app)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_upload_bytes)
+    app.add_middleware(
+        BodyLimit,
+        max_bytes=settings.max_body_bytes,
+        upload_routes=UPLOAD_ROUTES,
+        max_upload_bytes=settings.max_upload_bytes,
+    )
     app.add_middleware(NormalizePath)
     host = SessionHost(app, db, settings.storage_dir, app.state.auth)
     app.state.sessions = host

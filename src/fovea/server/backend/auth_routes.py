@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
 
 from fovea.platform.errors import NotFound, OAuthError
 from fovea.platform.models import User
-from fovea.server.backend.deps import DB, BackendRoute, CurrentUser, auth_service, json_body
+from fovea.server.backend.deps import DB, BackendRoute, CurrentUser, JsonBody, PathId, auth_service
 
 router = APIRouter(prefix="/auth", route_class=BackendRoute)
 
@@ -31,10 +31,15 @@ async def _form(request: Request) -> dict[str, str]:
     return {k: v for k, v in form.items() if isinstance(v, str)}
 
 
+# The handlers are plain functions: FastAPI runs them in worker threads, away from the event loop, because
+# password hashing (argon2) and the database take time that every other request would otherwise wait on.
+FormFields = Annotated[dict[str, str], Depends(_form)]
+
+
 @router.post("/token")
-async def token(request: Request, db: DB) -> Response:
+def token(request: Request, db: DB, form: FormFields) -> Response:
     try:
-        issued = auth_service(request).token(db, await _form(request))
+        issued = auth_service(request).token(db, form)
     except OAuthError as exc:
         body = {"error": exc.code, **({"error_description": exc.description} if exc.description else {})}
         return JSONResponse(body, exc.status)
@@ -42,8 +47,7 @@ async def token(request: Request, db: DB) -> Response:
 
 
 @router.post("/revoke-token")
-async def revoke_token(request: Request, db: DB) -> Response:
-    form = await _form(request)
+def revoke_token(request: Request, db: DB, form: FormFields) -> Response:
     try:
         auth_service(request).revoke(db, form.get("token"), form.get("client_id"))
     except OAuthError as exc:
@@ -52,23 +56,23 @@ async def revoke_token(request: Request, db: DB) -> Response:
 
 
 @router.post("/user", status_code=201)
-async def register(request: Request, db: DB) -> dict[str, Any]:
-    return user_json(auth_service(request).register(db, await json_body(request)))
+def register(request: Request, db: DB, body: JsonBody) -> dict[str, Any]:
+    return user_json(auth_service(request).register(db, body))
 
 
 @router.get("/user")
-async def me(user: CurrentUser) -> dict[str, Any]:
+def me(user: CurrentUser) -> dict[str, Any]:
     return user_json(user)
 
 
 @router.get("/users")
-async def users(user: CurrentUser, db: DB) -> list[dict[str, Any]]:
+def users(user: CurrentUser, db: DB) -> list[dict[str, Any]]:
     rows = db.scalars(select(User).where(User.is_active).order_by(User.id))
     return [user_json(row, user) for row in rows]
 
 
 @router.get("/users/{user_id}")
-async def one_user(user_id: int, user: CurrentUser, db: DB) -> dict[str, Any]:
+def one_user(user_id: PathId, user: CurrentUser, db: DB) -> dict[str, Any]:
     row = db.get(User, user_id)
     if row is None or not row.is_active:
         raise NotFound(f"user {user_id} not found")

@@ -6,6 +6,7 @@ import json
 import shutil
 from typing import Any
 
+from anyio import from_thread
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
@@ -14,24 +15,35 @@ from fovea.core.io import Limits
 from fovea.platform import datasets
 from fovea.platform.dataset_urls import archive_from_url
 from fovea.platform.errors import InputError
-from fovea.server.backend.deps import DB, BackendRoute, CurrentUser, database, json_body, settings
+from fovea.platform.models import User
+from fovea.server.backend.deps import (
+    DB,
+    BackendRoute,
+    CurrentUser,
+    PathId,
+    QueryId,
+    database,
+    int64,
+    json_body,
+    settings,
+)
 
 router = APIRouter(route_class=BackendRoute)
 
 
 @router.get("/datasets")
-async def list_datasets(user: CurrentUser, db: DB, task_id: int | None = None) -> list[dict[str, Any]]:
+def list_datasets(user: CurrentUser, db: DB, task_id: QueryId = None) -> list[dict[str, Any]]:
     return [datasets.dataset_json(d) for d in datasets.list_datasets(db, user, task_id)]
 
 
 @router.get("/datasets/{dataset_id}")
-async def get_dataset(dataset_id: int, user: CurrentUser, db: DB) -> dict[str, Any]:
+def get_dataset(dataset_id: PathId, user: CurrentUser, db: DB) -> dict[str, Any]:
     return datasets.dataset_json(datasets.get_dataset(db, user, dataset_id))
 
 
 @router.get("/datasets/{dataset_id}/images")
-async def dataset_images(
-    dataset_id: int,
+def dataset_images(
+    dataset_id: PathId,
     request: Request,
     user: CurrentUser,
     db: DB,
@@ -46,12 +58,12 @@ async def dataset_images(
 
 
 @router.get("/datasets/{dataset_id}/images/{image_id}/thumbnail")
-async def dataset_thumbnail(
-    dataset_id: int, image_id: int, request: Request, user: CurrentUser, db: DB, size: int = 160
+def dataset_thumbnail(
+    dataset_id: PathId, image_id: PathId, request: Request, user: CurrentUser, db: DB, size: int = 160
 ) -> Response:
     """A small JPEG of one image, for browsing (the console's dataset view)."""
     dataset = datasets.get_dataset(db, user, dataset_id)
-    data = await run_in_threadpool(datasets.thumbnail, dataset, settings(request).storage_dir, image_id, size)
+    data = datasets.thumbnail(dataset, settings(request).storage_dir, image_id, size)
     return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
 
 
@@ -61,6 +73,11 @@ async def create_dataset(request: Request, user: CurrentUser) -> dict[str, Any]:
         fields, archive = await _upload(request)
     else:
         fields, archive = await _by_url(request)
+    # Extracting and checking the archive takes seconds: in a worker thread, so other requests go on meanwhile.
+    return await run_in_threadpool(_create_dataset, request, user, fields, archive)
+
+
+def _create_dataset(request: Request, user: User, fields: dict[str, Any], archive: bytes) -> dict[str, Any]:
     folder = None
     try:
         with database(request).transaction() as db:
@@ -97,10 +114,10 @@ async def _upload(request: Request) -> tuple[dict[str, Any], bytes]:
     form = await request.form()
     fields: dict[str, Any] = {k: v for k, v in form.items() if isinstance(v, str)}
     try:
-        fields["task_id"] = int(fields["task_id"]) if "task_id" in fields else None
         fields["users"] = json.loads(fields["users"]) if "users" in fields else None
-    except ValueError:
-        raise InputError("task_id must be an integer and users a JSON string") from None
+    except (ValueError, RecursionError):
+        raise InputError("users must be a JSON string") from None
+    fields["task_id"] = int64(fields["task_id"], "task_id") if "task_id" in fields else None
     if "public" in fields:
         fields["public"] = fields["public"].lower() in ("true", "1")
     upload = form.get("dataset_data")
@@ -110,8 +127,10 @@ async def _upload(request: Request) -> tuple[dict[str, Any], bytes]:
 
 
 @router.delete("/datasets/{dataset_id}", status_code=204)
-async def delete_dataset(dataset_id: int, request: Request, user: CurrentUser) -> Response:
+def delete_dataset(dataset_id: PathId, request: Request, user: CurrentUser) -> Response:
     with database(request).transaction() as db:
         folder = datasets.delete_dataset(db, db.merge(user), dataset_id, settings(request).storage_dir)
-    shutil.rmtree(folder, ignore_errors=True)
+    if folder is not None:
+        shutil.rmtree(folder, ignore_errors=True)
+    from_thread.run_sync(request.app.state.sessions.forget_dataset, dataset_id)  # no session keeps its images
     return Response(status_code=204)

@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from fovea.platform import media
 from fovea.platform.errors import InputError
-from fovea.server.backend.deps import DB, BackendRoute, CurrentUser, database, settings
+from fovea.platform.models import User
+from fovea.server.backend.deps import DB, BackendRoute, CurrentUser, PathId, database, settings
 
 router = APIRouter(route_class=BackendRoute)
 
@@ -20,13 +22,15 @@ async def upload_video(request: Request, user: CurrentUser) -> dict[str, Any]:
     upload = form.get("video_data")
     if not isinstance(upload, UploadFile):
         raise InputError("video_data (a video file) is required")
-    data = await upload.read()
+    # Checking the video (probing its frames) takes time: in a worker thread, so other requests go on meanwhile.
+    return await run_in_threadpool(_create_video, request, user, upload.filename or "", await upload.read())
+
+
+def _create_video(request: Request, user: User, filename: str, data: bytes) -> dict[str, Any]:
     path = None
     try:
         with database(request).transaction() as db:
-            video, path = media.create_video(
-                db, db.merge(user), upload.filename or "", data, settings(request).storage_dir
-            )
+            video, path = media.create_video(db, db.merge(user), filename, data, settings(request).storage_dir)
             return media.video_json(video)
     except Exception:
         if path is not None:  # the row did not commit: the file goes too
@@ -35,12 +39,12 @@ async def upload_video(request: Request, user: CurrentUser) -> dict[str, Any]:
 
 
 @router.get("/videos")
-async def list_videos(user: CurrentUser, db: DB) -> list[dict[str, Any]]:
+def list_videos(user: CurrentUser, db: DB) -> list[dict[str, Any]]:
     return [media.video_json(v) for v in media.list_videos(db, user)]
 
 
 @router.delete("/videos/{video_id}", status_code=204)
-async def delete_video(video_id: int, request: Request, user: CurrentUser) -> Response:
+def delete_video(video_id: PathId, request: Request, user: CurrentUser) -> Response:
     with database(request).transaction() as db:
         path = media.delete_video(db, db.merge(user), video_id, settings(request).storage_dir)
     path.unlink(missing_ok=True)

@@ -8,17 +8,16 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse, JSONResponse
-from starlette.concurrency import run_in_threadpool
 
 from fovea.core.card import ModelCard
 from fovea.core.formats import FORMATS, format_predictions, from_canonical
 from fovea.core.io import Limits
 from fovea.jobs.inference import outputs_dir
 from fovea.platform import processes
-from fovea.platform.datasets import thumbnail
+from fovea.platform.datasets import process_input, thumbnail
 from fovea.platform.errors import InputError, NotFound
-from fovea.platform.models import Dataset, Weights
-from fovea.server.backend.deps import DB, BackendRoute, CurrentUser, database, json_body, settings
+from fovea.platform.models import Weights
+from fovea.server.backend.deps import DB, BackendRoute, CurrentUser, JsonBody, PathId, QueryId, database, settings
 
 router = APIRouter(route_class=BackendRoute)
 
@@ -30,8 +29,7 @@ def launch(request: Request, process_type: str, process_id: str) -> None:
 
 
 @router.post("/inference", status_code=201)
-async def inference(request: Request, user: CurrentUser) -> dict[str, Any]:
-    body = await json_body(request)
+def inference(request: Request, user: CurrentUser, body: JsonBody) -> dict[str, Any]:
     with database(request).transaction() as db:
         process_id = processes.create_inference(db, db.merge(user), body, settings(request).storage_dir).id
     launch(request, "testing", process_id)
@@ -39,8 +37,8 @@ async def inference(request: Request, user: CurrentUser) -> dict[str, Any]:
 
 
 @router.post("/inferenceSingle", status_code=201)
-async def inference_single(request: Request, user: CurrentUser) -> dict[str, Any]:
-    body = await json_body(request)
+def inference_single(request: Request, user: CurrentUser, body: JsonBody) -> dict[str, Any]:
+    """A plain function, so in a worker thread: fetching `image_url` may take seconds."""
     limits = Limits(allow_private_hosts=tuple(settings(request).allow_url_hosts))
     folder = None
     try:
@@ -57,14 +55,14 @@ async def inference_single(request: Request, user: CurrentUser) -> dict[str, Any
 
 @router.get("/inference")
 @router.get("/inferenceSingle")
-async def list_inferences(user: CurrentUser, db: DB, project_id: int | None = None) -> list[dict[str, Any]]:
+def list_inferences(user: CurrentUser, db: DB, project_id: QueryId = None) -> list[dict[str, Any]]:
     if project_id is None:
         raise InputError("Missing required parameter `project_id`")
     return [processes.process_json(p) for p in processes.list_inferences(db, user, project_id)]
 
 
 @router.get("/status")
-async def status(user: CurrentUser, db: DB, process_id: str | None = None, full: bool = False) -> Response:
+def status(user: CurrentUser, db: DB, process_id: str | None = None, full: bool = False) -> Response:
     if not process_id:
         raise InputError("Missing required parameter `process_id`")
     try:
@@ -82,7 +80,7 @@ async def status(user: CurrentUser, db: DB, process_id: str | None = None, full:
 
 @router.get("/output")
 @router.get("/outputs")
-async def output(
+def output(
     request: Request, user: CurrentUser, db: DB, process_id: str | None = None, format: str | None = None
 ) -> Response:
     if not process_id:
@@ -118,7 +116,7 @@ async def output(
 
 
 @router.get("/media/{process_id}/{image_id}.png")
-async def media(process_id: str, image_id: int, request: Request, user: CurrentUser, db: DB) -> Response:
+def media(process_id: str, image_id: PathId, request: Request, user: CurrentUser, db: DB) -> Response:
     process = processes.get_process(db, user, process_id)
     path = outputs_dir(settings(request).storage_dir, process.id) / f"{image_id}.png"
     if process.state != "finished" or not path.is_file():
@@ -127,21 +125,18 @@ async def media(process_id: str, image_id: int, request: Request, user: CurrentU
 
 
 @router.get("/processes/{process_id}/images/{image_id}/thumbnail")
-async def process_image(
-    process_id: str, image_id: int, request: Request, user: CurrentUser, db: DB, size: int = 160
+def process_image(
+    process_id: str, image_id: PathId, request: Request, user: CurrentUser, db: DB, size: int = 160
 ) -> Response:
     """An input image of a process as the server decoded it (the console draws results over it), as a JPEG."""
     process = processes.get_process(db, user, process_id)
-    dataset = db.get(Dataset, process.dataset_id) if process.dataset_id else None
-    if dataset is None:
-        raise NotFound("this process has no input images")
-    data = await run_in_threadpool(thumbnail, dataset, settings(request).storage_dir, image_id, size)
+    dataset = process_input(db, user, process.dataset_id)  # a project viewer may not see a private dataset
+    data = thumbnail(dataset, settings(request).storage_dir, image_id, size)
     return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
 
 
 @router.post("/stopProcess")
-async def stop_process(request: Request, user: CurrentUser) -> Response:
-    body = await json_body(request)
+def stop_process(request: Request, user: CurrentUser, body: JsonBody) -> Response:
     try:
         with database(request).transaction() as db:
             result = processes.stop(db, db.merge(user), body.get("process_id"), settings(request).storage_dir)

@@ -4,33 +4,33 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 
 from fovea.platform import allowed_properties, properties
 from fovea.platform.datasets import get_dataset
 from fovea.platform.errors import InputError
-from fovea.server.backend.deps import DB, BackendRoute, CurrentUser, json_body
+from fovea.server.backend.deps import DB, BackendRoute, CurrentUser, JsonBody, PathId, QueryId
 
 router = APIRouter(route_class=BackendRoute)
 
 
 @router.get("/properties")
-async def list_properties(user: CurrentUser, db: DB, name: str | None = None) -> list[dict[str, Any]]:
+def list_properties(user: CurrentUser, db: DB, name: str | None = None) -> list[dict[str, Any]]:
     return [properties.property_json(p) for p in properties.list_properties(db, name)]
 
 
 @router.get("/properties/{property_id}")
-async def get_property(property_id: int, user: CurrentUser, db: DB) -> dict[str, Any]:
+def get_property(property_id: PathId, user: CurrentUser, db: DB) -> dict[str, Any]:
     return properties.property_json(properties.get_property(db, property_id))
 
 
 @router.get("/allowedProperties")
-async def list_allowed(
+def list_allowed(
     user: CurrentUser,
     db: DB,
-    model_id: int | None = None,
-    property_id: int | None = None,
-    dataset_id: int | None = None,
+    model_id: QueryId = None,
+    property_id: QueryId = None,
+    dataset_id: QueryId = None,
 ) -> list[dict[str, Any]]:
     if model_id is None:
         raise InputError("Missing required parameter `model_id`")
@@ -40,12 +40,12 @@ async def list_allowed(
 
 
 @router.post("/allowedProperties", status_code=201)
-async def create_allowed(request: Request, user: CurrentUser, db: DB) -> dict[str, Any]:
-    return allowed_properties.row_json(allowed_properties.save(db, user, await json_body(request)))
+def create_allowed(user: CurrentUser, db: DB, body: JsonBody) -> dict[str, Any]:
+    return allowed_properties.row_json(allowed_properties.save(db, user, body))
 
 
 @router.put("/allowedProperties/{row_id}")
 @router.patch("/allowedProperties/{row_id}")
-async def update_allowed(row_id: int, request: Request, user: CurrentUser, db: DB) -> dict[str, Any]:
+def update_allowed(row_id: PathId, user: CurrentUser, db: DB, body: JsonBody) -> dict[str, Any]:
     row = allowed_properties.get_row(db, row_id)
-    return allowed_properties.row_json(allowed_properties.save(db, user, await json_body(request), row))
+    return allowed_properties.row_json(allowed_properties.save(db, user, body, row))

@@ -8,15 +8,14 @@ from fastapi import APIRouter, Request
 
 from fovea.platform import trainings
 from fovea.platform.errors import InputError
-from fovea.server.backend.deps import DB, BackendRoute, CurrentUser, database, json_body, settings
+from fovea.server.backend.deps import DB, BackendRoute, CurrentUser, JsonBody, QueryId, database, settings
 from fovea.server.backend.process_routes import launch
 
 router = APIRouter(route_class=BackendRoute)
 
 
 @router.post("/train", status_code=201)
-async def train(request: Request, user: CurrentUser) -> dict[str, Any]:
-    body = await json_body(request)
+def train(request: Request, user: CurrentUser, body: JsonBody) -> dict[str, Any]:
     with database(request).transaction() as db:
         process, weights = trainings.create_training(db, db.merge(user), body, settings(request).storage_dir)
         process_id, weights_id = process.id, weights.id
@@ -25,8 +24,8 @@ async def train(request: Request, user: CurrentUser) -> dict[str, Any]:
 
 
 @router.get("/trainings")
-async def list_trainings(
-    user: CurrentUser, db: DB, project_id: int | None = None, modelweights_id: int | None = None
+def list_trainings(
+    user: CurrentUser, db: DB, project_id: QueryId = None, modelweights_id: QueryId = None
 ) -> list[dict[str, Any]]:
     if project_id is None:
         raise InputError("Missing required parameter `project_id`")
@@ -34,8 +33,8 @@ async def list_trainings(
 
 
 @router.get("/trainingSettings")
-async def training_settings(
-    user: CurrentUser, db: DB, training_id: int | None = None, property_id: int | None = None
+def training_settings(
+    user: CurrentUser, db: DB, training_id: QueryId = None, property_id: QueryId = None
 ) -> list[dict[str, Any]]:
     if training_id is None:
         raise InputError("Missing required parameter `training_id`")

@@ -5,24 +5,38 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from anyio import from_thread
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse, JSONResponse
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from fovea.platform import trainings, weights
 from fovea.platform.datasets import get_dataset
 from fovea.platform.errors import InputError, NotFound
-from fovea.server.backend.deps import DB, BackendRoute, CurrentUser, database, json_body, settings
+from fovea.platform.models import User
+from fovea.server.backend.deps import (
+    DB,
+    BackendRoute,
+    CurrentUser,
+    JsonBody,
+    PathId,
+    QueryId,
+    database,
+    int64,
+    json_body,
+    settings,
+)
 
 router = APIRouter(route_class=BackendRoute)
 
 
 @router.get("/weights")
-async def list_weights(
+def list_weights(
     user: CurrentUser,
     db: DB,
-    model_id: int | None = None,
-    dataset_id: int | None = None,
+    model_id: QueryId = None,
+    dataset_id: QueryId = None,
     include_inactive: bool = False,
 ) -> list[dict[str, Any]]:
     if model_id is None:
@@ -34,7 +48,7 @@ async def list_weights(
 
 
 @router.get("/weights/{weights_id}")
-async def get_weights(weights_id: int, user: CurrentUser, db: DB) -> dict[str, Any]:
+def get_weights(weights_id: PathId, user: CurrentUser, db: DB) -> dict[str, Any]:
     return weights.weights_json(weights.get_weights(db, user, weights_id))
 
 
@@ -45,14 +59,11 @@ async def _upload_fields(request: Request) -> tuple[dict[str, Any], bytes | None
     fields: dict[str, Any] = {k: v for k, v in form.items() if isinstance(v, str)}
     for key in ("model_id", "dataset_id"):
         if key in fields:
-            try:
-                fields[key] = int(fields[key])
-            except ValueError:
-                raise InputError(f"{key} must be an integer") from None
+            fields[key] = int64(fields[key], key)
     if "users" in fields:
         try:
             fields["users"] = json.loads(fields["users"])
-        except ValueError:
+        except (ValueError, RecursionError):
             raise InputError("users must be a JSON string") from None
     upload = form.get("onnx_data")
     return fields, await upload.read() if isinstance(upload, UploadFile) else None
@@ -66,6 +77,11 @@ async def create_weights(request: Request, user: CurrentUser) -> dict[str, Any]:
         raise InputError("At least one between `onnx_url` and `onnx_data` fields is needed.")
     if data is not None and has_url:
         raise InputError("Send only one of `onnx_url` and `onnx_data`.")
+    # ONNX validation takes seconds on a large model: in a worker thread, so other requests go on meanwhile.
+    return await run_in_threadpool(_create_weights, request, user, fields, data)
+
+
+def _create_weights(request: Request, user: User, fields: dict[str, Any], data: bytes | None) -> dict[str, Any]:
     storage = settings(request).storage_dir
     created = None
     try:
@@ -84,7 +100,7 @@ async def create_weights(request: Request, user: CurrentUser) -> dict[str, Any]:
 
 
 @router.get("/weightsStatus")
-async def weights_status(user: CurrentUser, db: DB, process_id: str | None = None) -> Response:
+def weights_status(user: CurrentUser, db: DB, process_id: str | None = None) -> Response:
     if not process_id:
         raise InputError("Missing required parameter `process_id`")
     try:
@@ -94,29 +110,28 @@ async def weights_status(user: CurrentUser, db: DB, process_id: str | None = Non
 
 
 @router.put("/weights/{weights_id}")
-async def replace_weights(weights_id: int, request: Request, user: CurrentUser, db: DB) -> dict[str, Any]:
-    body = await json_body(request)
+def replace_weights(weights_id: PathId, request: Request, user: CurrentUser, db: DB, body: JsonBody) -> dict[str, Any]:
     storage = settings(request).storage_dir
     return weights.weights_json(weights.update_weights(db, user, weights_id, body, partial=False, storage=storage))
 
 
 @router.patch("/weights/{weights_id}")
-async def patch_weights(weights_id: int, request: Request, user: CurrentUser, db: DB) -> dict[str, Any]:
-    body = await json_body(request)
+def patch_weights(weights_id: PathId, request: Request, user: CurrentUser, db: DB, body: JsonBody) -> dict[str, Any]:
     storage = settings(request).storage_dir
     return weights.weights_json(weights.update_weights(db, user, weights_id, body, partial=True, storage=storage))
 
 
 @router.delete("/weights/{weights_id}", status_code=204)
-async def delete_weights(weights_id: int, request: Request, user: CurrentUser) -> Response:
+def delete_weights(weights_id: PathId, request: Request, user: CurrentUser) -> Response:
     with database(request).transaction() as db:
         path = weights.delete_weights(db, db.merge(user), weights_id, settings(request).storage_dir)
     path.unlink(missing_ok=True)  # only once the row is gone for good
+    from_thread.run_sync(request.app.state.sessions.forget_weights, weights_id)  # its sessions' models unload
     return Response(status_code=204)
 
 
 @router.get("/weightsDownload")
-async def download(request: Request, user: CurrentUser, db: DB, modelweights_id: int | None = None) -> Response:
+def download(request: Request, user: CurrentUser, db: DB, modelweights_id: QueryId = None) -> Response:
     if modelweights_id is None:
         raise InputError("Missing required parameter `modelweights_id`")
     path, name = weights.download(db, user, modelweights_id, settings(request).storage_dir)
