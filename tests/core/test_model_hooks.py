@@ -40,7 +40,15 @@ def test_custom_model_runs_the_hook_pipeline_in_file_order():
 def test_files_must_match_image_entries_by_name():
     with pytest.raises(InputError, match=r"'x\.png' matches no entry"):
         match_images([{"id": "a", "index": 0, "file_name": "y.png"}], ["x.png"])
-    assert match_images([{"id": "a", "index": 0, "file_name": "y.png"}], ["/tmp/upload/y.png"])[0]["id"] == "a"
+    entries = [{"id": "a", "index": 0, "file_name": "dir/a.dcm"}, {"id": "b", "index": 1, "file_name": "0.dcm"}]
+    assert [e["id"] for e in match_images(entries, ["0.dcm", "dir/a.dcm"])] == ["b", "a"]
+
+
+@pytest.mark.parametrize("uploaded", ["/tmp/upload/0.dcm", "upload/0.dcm", "scan_0.dcm", "0.DCM"])
+def test_file_names_are_matched_exactly_not_by_base_name_or_suffix(uploaded):
+    """The AiCOCO reference (§3): plain string equality, no base-name stripping, suffix test or case folding."""
+    with pytest.raises(InputError, match="matches no entry"):
+        match_images([{"id": "a", "index": 0, "file_name": "0.dcm"}], [uploaded])
 
 
 def test_generic_model_exposes_categories_and_hooks(tmp_path):

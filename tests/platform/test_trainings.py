@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import time
 from types import SimpleNamespace
 
+import httpx
 import numpy as np
 import pytest
 from PIL import Image
@@ -315,8 +317,6 @@ def test_fine_tune_efficientnet_imagenet_on_faces(backend, catalog, tmp_path):
 @pytest.mark.slow
 @SQLITE_ONLY
 def test_segmentation_training_reaches_dice_on_the_test_split(backend, catalog, tmp_path):
-    import fovea
-
     headers, _ = catalog
     project_id = backend.post("/backend/projects", json={"name": "masks", "task_id": 2}, headers=headers).json()["id"]
     archive, root, test_samples = coins_zip(tmp_path)
@@ -330,12 +330,25 @@ def test_segmentation_training_reaches_dice_on_the_test_split(backend, catalog, 
     assert launched.status_code == 201, launched.text
     status = wait(backend, headers, launched.json()["process_id"], timeout=180)
     assert status["status"]["process_status"] == "finished", status
-    model = fovea.load(backend.settings.storage_dir / "weights" / f"{launched.json()['weight_id']}.onnx")
+    # Dice over the test split, from the masks the server hands out: an inference process with the trained
+    # weights, its output rows, and each row's mask from the `media/` route.
+    inference = backend.post(
+        "/backend/inference",
+        json={"modelweights_id": launched.json()["weight_id"], "dataset_id": dataset_id, "project_id": project_id},
+        headers=headers,
+    )
+    assert inference.status_code == 201, inference.text
+    process_id = inference.json()["process_id"]
+    assert wait(backend, headers, process_id)["status"]["process_status"] == "finished"
+    rows = backend.get(f"/backend/output?process_id={process_id}", headers=headers).json()["outputs"]
+    assert [name for name, _ in rows] == [sample.location for sample in test_samples]
     overlap = total = 0
-    for sample in test_samples:  # dice over the test split, from the served model's own masks
-        predicted = np.zeros((64, 64), bool)
-        for mask in model.predict(root / sample.location).masks:
-            predicted |= mask
+    for sample, (_, mask_url) in zip(test_samples, rows, strict=True):
+        served = backend.get(httpx.URL(mask_url).path, headers=headers)
+        assert served.status_code == 200 and served.headers["content-type"] == "image/png"
+        mask = np.asarray(Image.open(io.BytesIO(served.content)))
+        assert mask.shape == (64, 64) and set(np.unique(mask)) <= {0, 255}  # one class: 0/255 at the image size
+        predicted = mask == 255
         truth = np.asarray(Image.open(root / sample.label)) > 0
         overlap += 2 * (predicted & truth).sum()
         total += predicted.sum() + truth.sum()

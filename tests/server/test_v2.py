@@ -1,8 +1,12 @@
 """The Open Inference Protocol through the real `tritonclient` (http and aio) against serve-model."""
 
 import asyncio
+import concurrent.futures
 import gzip
 import json
+import time
+import zlib
+from pathlib import Path
 
 import cv2
 import httpx
@@ -11,6 +15,10 @@ import pytest
 import tritonclient.http as httpclient
 import tritonclient.http.aio as aioclient
 from tritonclient.utils import InferenceServerException
+
+from fovea.core.card import ModelCard
+from tests.core.graphs import bright_pixels_segmenter
+from tests.server.conftest import serve
 
 MODEL = "efficientnet-lite0-imagenet"
 CATS = range(281, 286)
@@ -112,17 +120,59 @@ def test_aio_client(imagenet_url, zoo_dir):
     assert set(asyncio.run(main())) <= {967, 968, 504}
 
 
-def test_compression_both_ways(imagenet_url, zoo_dir):
+@pytest.mark.parametrize("algorithm", ["gzip", "deflate"])
+def test_compression_both_ways(imagenet_url, zoo_dir, algorithm):
     client = httpclient.InferenceServerClient(imagenet_url.removeprefix("http://"))
-    for algorithm in ("gzip", "deflate"):
-        result = client.infer(
-            MODEL,
-            [image_input(zoo_dir / "samples" / "chelsea.jpg")],
-            request_compression_algorithm=algorithm,
-            response_compression_algorithm="gzip",
-            outputs=[httpclient.InferRequestedOutput("labels")],
-        )
-        assert result.as_numpy("labels")[0, 0] in CATS
+    outputs = [httpclient.InferRequestedOutput("labels"), httpclient.InferRequestedOutput("scores")]
+    inputs = [image_input(zoo_dir / "samples" / "chelsea.jpg")]
+    result = client.infer(
+        MODEL,
+        inputs,
+        request_compression_algorithm=algorithm,
+        response_compression_algorithm=algorithm,
+        outputs=outputs,
+    )
+    assert result.as_numpy("labels")[0, 0] in CATS
+    # What came over the wire: compressed as asked, and the same bytes as the plain answer once inflated.
+    body, json_size = httpclient.InferenceServerClient.generate_request_body(inputs, outputs=outputs)
+    url = f"{imagenet_url}/v2/models/{MODEL}/infer"
+    plain_headers, plain = _raw_post(url, body, json_size, "identity")
+    assert "content-encoding" not in plain_headers
+    headers, packed = _raw_post(url, body, json_size, algorithm)
+    assert headers["content-encoding"] == algorithm
+    assert int(headers["content-length"]) == len(packed) < len(plain)
+    assert (gzip.decompress if algorithm == "gzip" else zlib.decompress)(packed) == plain
+    assert headers["inference-header-content-length"] == plain_headers["inference-header-content-length"]
+
+
+def _raw_post(url, body, json_size, accept_encoding):
+    """POST an infer body; the headers and the response body exactly as sent (httpx would inflate it)."""
+    headers = {"Inference-Header-Content-Length": str(json_size), "Accept-Encoding": accept_encoding}
+    with httpx.stream("POST", url, content=body, headers=headers, timeout=30) as response:
+        assert response.status_code == 200
+        return response.headers, b"".join(response.iter_raw())
+
+
+@pytest.mark.parametrize(
+    ("accept", "expected"),
+    [
+        ("gzip, deflate, br", "gzip"),  # aiohttp's default, what tritonclient.http.aio sends
+        ("deflate", "deflate"),
+        ("deflate;q=1, gzip;q=0.5", "deflate"),
+        ("br, zstd", None),  # never encodings the clients cannot undo
+        ("gzip;q=0", None),
+        ("*", None),
+        ("identity", None),
+    ],
+)
+def test_response_compression_follows_accept_encoding(imagenet_url, zoo_dir, accept, expected):
+    inputs = [image_input(zoo_dir / "samples" / "chelsea.jpg")]
+    outputs = [httpclient.InferRequestedOutput("labels")]
+    body, json_size = httpclient.InferenceServerClient.generate_request_body(inputs, outputs=outputs)
+    headers, _ = _raw_post(f"{imagenet_url}/v2/models/{MODEL}/infer", body, json_size, accept)
+    assert headers.get("content-encoding") == expected
+    metadata = httpx.get(f"{imagenet_url}/v2/models/{MODEL}", headers={"Accept-Encoding": accept})
+    assert "content-encoding" not in metadata.headers  # only infer answers are compressed
 
 
 def test_errors_are_400_with_an_error_body(client, imagenet_url):
@@ -211,3 +261,115 @@ def test_segmentation_masks_come_back_at_each_image_size(segmenter_url):
     band[18:62, 28:92] = True  # the bright band, give or take the 64x64 model's resolution
     assert (masks[0, 22:58, 32:88] == 1).all() and not (masks[0][~band] == 1).any()
     assert (masks[1, :50, :50] == 0).all() and (masks[1, 50:] == 255).all()  # padding past the smaller image
+
+
+# -- compressed request bodies against a server with a 256 MiB limit: inflating that much takes a while -----------
+
+BIG_LIMIT_MB = 256
+
+
+@pytest.fixture(scope="module")
+def big_limit_server(tmp_path_factory):
+    card = ModelCard(
+        name="bright",
+        task="segmentation",
+        classes=["background", "bright"],
+        input={"size": (64, 64)},
+        decoder={"kind": "argmax"},
+    )
+    model = bright_pixels_segmenter(tmp_path_factory.mktemp("big") / "seg.onnx", card)
+    with serve(model, "--max-request-mb", str(BIG_LIMIT_MB)) as url:
+        yield url, _server_pid(url)
+
+
+def _server_pid(url):
+    """The serve-model process listening on `url`'s port, found by its command line."""
+    port = url.rsplit(":", 1)[1]
+    for proc in Path("/proc").iterdir():
+        try:
+            args = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"serve-model" in args and port.encode() in args:
+            return int(proc.name)
+    raise LookupError(f"no serve-model process on port {port}")
+
+
+def _peak_rss_mib(pid):
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:"))) / 1024
+
+
+def _gzip_bomb(mib):
+    """A gzip stream of `mib` MiB of zeros, built from one fully flushed 1 MiB block repeated (about 1 KiB each)."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    zeros = bytes(1 << 20)
+    head = packer.compress(zeros) + packer.flush(zlib.Z_FULL_FLUSH)
+    block = packer.compress(zeros) + packer.flush(zlib.Z_FULL_FLUSH)  # no back-references: repeatable as is
+    return head + block * (mib - 1) + packer.flush()  # the trailer's length and CRC are wrong: never reached
+
+
+def test_a_gzip_bomb_is_413_without_expanding_in_memory(big_limit_server):
+    url, pid = big_limit_server
+    bomb = _gzip_bomb(2048)  # 2 GiB of zeros in about 2 MiB
+    assert len(bomb) < 4 << 20
+    response = httpx.post(
+        f"{url}/v2/models/bright/infer", headers={"Content-Encoding": "gzip"}, content=bomb, timeout=60
+    )
+    assert response.status_code == 413 and "over the limit" in response.json()["error"]
+    # Inflated no further than the limit (plus the process itself, about 200 MiB), never towards the bomb's 2 GiB.
+    assert _peak_rss_mib(pid) < 1024
+
+
+def test_truncated_gzip_is_400(big_limit_server):
+    url, _ = big_limit_server
+    body = gzip.compress(json.dumps({"inputs": []}).encode())[:-12]
+    response = httpx.post(f"{url}/v2/models/bright/infer", headers={"Content-Encoding": "gzip"}, content=body)
+    assert response.status_code == 400 and "truncated" in response.json()["error"]
+
+
+def test_health_answers_while_a_large_gzip_body_inflates(big_limit_server):
+    url, _ = big_limit_server
+    # A well-formed request of about 200 MiB once inflated, under the limit: a batch of zero images.
+    batch = (BIG_LIMIT_MB - 56) * (1 << 20) // (3 * 64 * 64 * 4)
+    tensor = httpclient.InferInput("images", [batch, 3, 64, 64], "FP32")
+    tensor.set_data_from_numpy(np.zeros((batch, 3, 64, 64), np.float32), binary_data=True)
+    body, json_size = httpclient.InferenceServerClient.generate_request_body([tensor])
+    packed = gzip.compress(body, 1)
+    del body, tensor
+    headers = {"Content-Encoding": "gzip", "Inference-Header-Content-Length": str(json_size)}
+    with httpx.Client(base_url=url, timeout=60) as infer, httpx.Client(base_url=url, timeout=10) as health:
+        assert health.get("/v2/health/ready").status_code == 200  # the connection is open before timing starts
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            posted = pool.submit(infer.post, "/v2/models/bright/infer", content=packed, headers=headers)
+            latencies = []
+            while not posted.done():
+                started = time.perf_counter()
+                assert health.get("/v2/health/ready").status_code == 200
+                latencies.append(time.perf_counter() - started)
+            answer = posted.result()
+    # Parsed through to the model's own check: the body was inflated in full, the batch is what is refused.
+    assert answer.status_code == 400 and f"batch size {batch}" in answer.json()["error"]
+    assert len(latencies) >= 5 and max(latencies) < 0.2, latencies
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/v2/systemsharedmemory/status"),
+        ("POST", "/v2/systemsharedmemory/region/r/register"),
+        ("POST", "/v2/cudasharedmemory/region/r/unregister"),
+        ("GET", "/v2/trace/setting"),
+        ("POST", "/v2/logging"),
+        ("POST", f"/v2/models/{MODEL}/generate"),
+    ],
+)
+def test_unimplemented_extensions_are_501_with_an_error_body(imagenet_url, method, path):
+    response = httpx.request(method, imagenet_url + path, json={})
+    assert response.status_code == 501 and "not implemented" in response.json()["error"]
+
+
+def test_tritonclient_sees_501_for_shared_memory(client):
+    with pytest.raises(InferenceServerException) as error:
+        client.get_system_shared_memory_status()
+    assert error.value.status() == "501"

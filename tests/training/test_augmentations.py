@@ -180,8 +180,15 @@ def test_blank_is_the_identity(text: str | None, cat: np.ndarray, classes: np.nd
     ],
 )
 def test_line_breaks_indentation_and_nesting_are_free(text: str, cat: np.ndarray) -> None:
-    assert parse_augmentations(text) is not None
+    assert leaves(parse_augmentations(text)) == [("AugMirror", {"p": 1.0})]
     np.testing.assert_array_equal(run(text, cat)["image"], cat[:, ::-1])
+
+
+def leaves(node: Container | Augmentation) -> list[tuple[str, dict]]:
+    """The augmentations of a parsed tree in application order, without containers or line numbers."""
+    if isinstance(node, Augmentation):
+        return [(node.name, node.params)]
+    return [leaf for child in node.children for leaf in leaves(child)]
 
 
 def test_spaces_inside_brackets_and_exponents() -> None:

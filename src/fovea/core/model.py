@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from pathlib import PurePath
 from typing import Any
 
 from fovea.errors import InputError
@@ -74,14 +73,18 @@ class BaseInferenceModel(ABC):
 
 
 def match_images(images: Sequence[dict[str, Any]], files: Sequence[str]) -> list[dict[str, Any]]:
-    """The AiCOCO image entries in the order of `files`, matched by exact file name."""
+    """The AiCOCO image entries in the order of `files`, matched by exact file name.
+
+    Exact as in the reference (aicoco-invocations-protocol.md §3): no base-name stripping, no suffix test, so
+    `scan_0.dcm` or `upload/0.dcm` never lands on the entry of `0.dcm`.
+    """
     if not files:
         return sorted(images, key=lambda image: image.get("index", 0))
     by_name = {str(image.get("file_name")): image for image in images}
     ordered = []
     for name in files:
-        entry = by_name.get(name) or by_name.get(PurePath(name).name)
+        entry = by_name.get(name)
         if entry is None:
-            raise InputError(f"file {PurePath(name).name!r} matches no entry of `images` (by file_name)")
+            raise InputError(f"file {name!r} matches no entry of `images` (by file_name)")
         ordered.append(entry)
     return ordered

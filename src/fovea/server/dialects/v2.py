@@ -13,8 +13,7 @@ from fastapi.responses import JSONResponse
 
 from fovea import __version__
 from fovea.errors import InputError
-from fovea.server.dialects.v2_codec import parse_infer_request
-from fovea.server.dialects.v2_infer import read_body, run_infer
+from fovea.server.dialects.v2_infer import read_infer_request, run_infer
 from fovea.server.dialects.v2_model import IMAGE_INPUT, VERSION, batch_limit, raw_outputs, tensor_input
 from fovea.server.dialects.v2_outputs import postprocessed_names
 from fovea.server.dialects.v2_stats import V2Stats
@@ -64,10 +63,7 @@ async def infer(request: Request, model: str, version: str | None = None) -> Res
     try:
         if not _loaded(request):
             raise NotReady("the model is not loaded")
-        body = await read_body(request, session.limits.max_bytes)
-        parsed = parse_infer_request(
-            body, request.headers.get("inference-header-content-length"), max_bytes=session.limits.max_bytes
-        )
+        parsed = await read_infer_request(request, session.limits.max_bytes)
         response = await run_infer(request, session, parsed, stats)
     except Exception:
         stats.add(stats.fail, time.perf_counter() - started)

@@ -69,7 +69,7 @@ class InferRequest:
     raw: bytes | None = None  # raw mode (header length 0): the whole body is one input
 
 
-def _depth_ok(text: bytes) -> bool:
+def _depth_ok(text: bytes | bytearray) -> bool:
     depth = deepest = 0
     in_string = escaped = False
     for byte in text:
@@ -92,7 +92,7 @@ def _depth_ok(text: bytes) -> bool:
     return True
 
 
-def parse_infer_request(body: bytes, header_length: str | None, *, max_bytes: int) -> InferRequest:
+def parse_infer_request(body: bytes | bytearray, header_length: str | None, *, max_bytes: int) -> InferRequest:
     """Parse an infer body; InputError (400) or LimitExceeded (413) name the offending tensor."""
     if header_length is None:
         header, binary = body, None
@@ -101,7 +101,7 @@ def parse_infer_request(body: bytes, header_length: str | None, *, max_bytes: in
             raise InputError(f"Inference-Header-Content-Length {header_length!r} does not fit the body")
         size = int(header_length)
         if size == 0:
-            return InferRequest(raw=body)
+            return InferRequest(raw=bytes(body))  # an inflated body is a bytearray; bytes are not copied
         header, binary = body[:size], memoryview(body)[size:]
     if not _depth_ok(header):
         raise InputError(f"request JSON nests deeper than {MAX_DEPTH} levels")
@@ -155,12 +155,12 @@ def _input(raw: Any, binary: memoryview | None, offset: int, max_bytes: int) -> 
             raise InputError(f"input {name}: binary_data_size without an Inference-Header-Content-Length header")
         if not isinstance(size, int) or size < 0 or offset + size > len(binary):
             raise InputError(f"input {name}: binary_data_size runs past the end of the body")
-        array = _from_binary(bytes(binary[offset : offset + size]), dtype, shape, name)
+        array = _from_binary(binary[offset : offset + size], dtype, shape, name)
         return InputTensor(name, datatype, shape, array, parameters), size
     return InputTensor(name, datatype, shape, _from_json(raw["data"], dtype, shape, name), parameters), 0
 
 
-def _from_binary(data: bytes, dtype: np.dtype, shape: list[int], name: str) -> np.ndarray:
+def _from_binary(data: memoryview, dtype: np.dtype, shape: list[int], name: str) -> np.ndarray:
     if dtype.kind == "O":
         elements = decode_bytes_tensor(data, name)
         if len(elements) != math.prod(shape):
@@ -169,7 +169,7 @@ def _from_binary(data: bytes, dtype: np.dtype, shape: list[int], name: str) -> n
     expected = math.prod(shape) * dtype.itemsize
     if len(data) != expected:
         raise InputError(f"input {name}: binary_data_size is {len(data)} bytes, shape {shape} needs {expected}")
-    return np.frombuffer(data, dtype).reshape(shape).copy()
+    return np.frombuffer(data, dtype).reshape(shape).copy()  # one copy: the body is not kept
 
 
 def _objects(items: list[bytes], shape: list[int]) -> np.ndarray:
@@ -234,7 +234,7 @@ def _outputs(raw: Any) -> list[RequestedOutput]:
     return outputs
 
 
-def decode_bytes_tensor(data: bytes, name: str = "tensor") -> list[bytes]:
+def decode_bytes_tensor(data: bytes | memoryview, name: str = "tensor") -> list[bytes]:
     """Elements of a BYTES tensor: each a 4-byte little-endian length, then that many bytes."""
     elements, offset = [], 0
     while offset < len(data):

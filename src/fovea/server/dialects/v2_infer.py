@@ -15,27 +15,65 @@ from fastapi import Request, Response
 from fovea.core.geometry import Geometry
 from fovea.core.onnx_model import Batch
 from fovea.errors import InputError, LimitExceeded
-from fovea.server.dialects.v2_codec import DATATYPES, InferRequest, InputTensor, encode_infer_response
+from fovea.server.dialects.v2_codec import (
+    DATATYPES,
+    InferRequest,
+    InputTensor,
+    encode_infer_response,
+    parse_infer_request,
+)
 from fovea.server.dialects.v2_model import IMAGE_INPUT, VERSION, tensor_input
 from fovea.server.dialects.v2_outputs import postprocessed, postprocessed_names
 from fovea.server.dialects.v2_stats import V2Stats
 from fovea.sessions.session import ModelSession
 
+# Bodies up to this size parse on the loop, faster than a thread hop; larger ones (and every compressed one, whose
+# inflated size is unknown) are inflated, parsed and copied in a worker thread: tens of MiB take a good part of a
+# second, during which the loop must keep answering health checks and other calls.
+INLINE_PARSE_BYTES = 1 << 20
 
-async def read_body(request: Request, max_bytes: int) -> bytes:
+
+async def read_infer_request(request: Request, max_bytes: int) -> InferRequest:
     body = await request.body()
     encoding = request.headers.get("content-encoding", "identity").lower()
-    if encoding in ("", "identity"):
-        return body
-    if encoding not in ("gzip", "deflate"):
+    if encoding not in ("", "identity", "gzip", "deflate"):
         raise InputError(f"Content-Encoding {encoding!r} is not supported; use gzip, deflate or identity")
+    header_length = request.headers.get("inference-header-content-length")
+    if encoding in ("", "identity"):
+        if len(body) <= INLINE_PARSE_BYTES:
+            return parse_infer_request(body, header_length, max_bytes=max_bytes)
+        return await asyncio.to_thread(parse_infer_request, body, header_length, max_bytes=max_bytes)
+
+    def inflate_and_parse() -> InferRequest:
+        return parse_infer_request(inflate(body, encoding, max_bytes), header_length, max_bytes=max_bytes)
+
+    return await asyncio.to_thread(inflate_and_parse)
+
+
+# Inflated a piece at a time: one call to the whole size would join its pieces into one bytes object at the end,
+# a copy of the whole body during which zlib holds the GIL (and the loop waits).
+INFLATE_PIECE = 1 << 20
+
+
+def inflate(body: bytes, encoding: str, max_bytes: int) -> bytearray:
+    """The decompressed body, never expanded past the limit in memory (a gzip bomb stops there, 413).
+
+    zlib lets go of the GIL while it inflates, so a worker thread running this leaves the loop free.
+    """
     inflater = zlib.decompressobj(16 + zlib.MAX_WBITS if encoding == "gzip" else zlib.MAX_WBITS)
-    try:
-        data = inflater.decompress(body, max_bytes + 1)
-    except zlib.error:
-        raise InputError(f"the request body is not valid {encoding} data") from None
-    if len(data) > max_bytes or inflater.unconsumed_tail:
-        raise LimitExceeded(f"the decompressed request body is over the limit of {max_bytes} bytes")
+    data = bytearray()
+    pending = body
+    while not inflater.eof:
+        try:
+            piece = inflater.decompress(pending, INFLATE_PIECE)
+        except zlib.error:
+            raise InputError(f"the request body is not valid {encoding} data") from None
+        pending = inflater.unconsumed_tail
+        if not piece and not pending:
+            raise InputError(f"the request body is truncated {encoding} data")
+        data += piece
+        if len(data) > max_bytes:
+            raise LimitExceeded(f"the decompressed request body is over the limit of {max_bytes} bytes")
     return data
 
 
@@ -99,14 +137,50 @@ async def run_infer(request: Request, session: ModelSession, parsed: InferReques
     V2Stats.add(stats.compute_input, t_input)
     V2Stats.add(stats.compute_infer, timing.get("run", 0.0))
     V2Stats.add(stats.compute_output, t_output)
-    return _respond(request, body, headers)
+    return await _respond(request, body, headers)
 
 
-def _respond(request: Request, body: bytes, headers: dict[str, str]) -> Response:
-    accept = request.headers.get("accept-encoding", "")
-    if getattr(request.app.state, "v2_compress", False) and "gzip" in accept:
-        body = gzip.compress(body)
-        headers = {**headers, "Content-Encoding": "gzip"}
+# Speed over ratio: float tensors gain little from higher levels, and this is on every compressed response.
+COMPRESS_LEVEL = 1
+_COMPRESSORS: dict[str, Callable[[bytes], bytes]] = {
+    "gzip": lambda body: gzip.compress(body, COMPRESS_LEVEL),
+    "deflate": lambda body: zlib.compress(body, COMPRESS_LEVEL),  # zlib-wrapped, what tritonclient inflates
+}
+
+
+def response_encoding(accept_encoding: str) -> str | None:
+    """`gzip` or `deflate` when `Accept-Encoding` names one with q > 0 (the higher q, gzip on a tie), else None.
+
+    Only these two: tritonclient's infer path can undo nothing else (open-inference-protocol.md §2).
+    """
+    best: tuple[float, int, str] | None = None
+    for item in accept_encoding.lower().split(","):
+        token, *params = (part.strip() for part in item.split(";"))
+        if token not in _COMPRESSORS:
+            continue
+        q = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        rank = (q, token == "gzip", token)
+        if q > 0 and (best is None or rank > best):
+            best = rank
+    return best[2] if best else None
+
+
+async def _respond(request: Request, body: bytes, headers: dict[str, str]) -> Response:
+    """The infer response, compressed as the client's `Accept-Encoding` asks, like Triton's HTTP server.
+
+    `Inference-Header-Content-Length` keeps counting the uncompressed JSON: clients inflate first, then split.
+    """
+    encoding = response_encoding(request.headers.get("accept-encoding", ""))
+    if encoding is not None:
+        body = await asyncio.to_thread(_COMPRESSORS[encoding], body)
+        headers = {**headers, "Content-Encoding": encoding, "Vary": "Accept-Encoding"}
     media_type = headers.pop("Content-Type")
     return Response(body, media_type=media_type, headers=headers)
 
