@@ -125,9 +125,6 @@ def assert_band(mask, band):
     assert not mask[~ndimage.binary_dilation(band, iterations=2)].any()
 
 
-@pytest.mark.xfail(
-    strict=True, reason="reported: media/ serves an all-255 mask for a 2-class segmenter whose COCO masks are right"
-)
 def test_segmentation_masks_from_the_media_route(api, segmentation_process):
     rows = outputs(api, segmentation_process)["outputs"]
     assert [name for name, _ in rows] == [f"images/{i}.png" for i in range(len(SIZES))]
@@ -142,6 +139,27 @@ def test_segmentation_masks_from_the_media_route(api, segmentation_process):
     anonymous = httpx.get(str(api.base_url.join(httpx.URL(rows[0][1]).path)))
     assert anonymous.status_code == 401
     assert api.get(f"/backend/media/{segmentation_process}/{len(SIZES)}.png").status_code == 404
+
+
+def test_one_class_masks_are_0_and_255(api, tmp_path):
+    """With one class the `media/` mask is 0/255 (class index 0 would make every pixel 0)."""
+    card = ModelCard(
+        name="band",
+        task="segmentation",
+        classes=["band"],
+        input={"size": (64, 64)},
+        decoder={"kind": "sigmoid_threshold"},
+    )
+    logits = np.full((1, 1, 64, 64), -10.0, np.float32)
+    logits[:, :, 16:48, 16:48] = 10.0  # the middle half of the stretched input: bright_band's band in each image
+    model = constant_outputs(tmp_path / "band.onnx", card, {"logits": logits})
+    process_id = run_inference(api, SEGMENTATION, model, dataset(api, SEGMENTATION, tmp_path, classes=["band"]))
+    for image_id, (height, width) in enumerate(SIZES):
+        served = api.get(f"/backend/media/{process_id}/{image_id}.png")
+        assert served.status_code == 200, served.text
+        mask = np.asarray(Image.open(io.BytesIO(served.content)))
+        assert mask.shape == (height, width) and set(np.unique(mask)) == {0, 255}
+        assert_band(mask == 255, bright_band(height, width)[1])
 
 
 def test_segmentation_as_coco_and_supervisely(api, segmentation_process):
@@ -174,9 +192,6 @@ def test_multilabel_rows_are_sigmoid_scores(api, tmp_path):
     assert [sorted(t["name"] for t in item["annotation"]["tags"]) for item in supervisely] == [["bird", "cat"]] * 3
 
 
-@pytest.mark.xfail(
-    strict=True, reason="reported: POST inference on a regression model without properties is 400 on the default Loss"
-)
 def test_regression_rows_are_the_values_in_feature_order(api, tmp_path):
     card = ModelCard(name="body", task="regression", regressions=("age", "weight"), decoder={"kind": "identity"})
     values = {"age": np.array([[42.5]], np.float32), "weight": np.array([[70.25]], np.float32)}

@@ -95,9 +95,12 @@ def _write_mask(out: Path, image_id: int, prediction, process_id: str) -> str:
     import numpy as np
     from PIL import Image
 
+    # reference/backend-api.md, `media/`: 0/255 for a model with no class or one class, the class index per pixel
+    # from two classes on (a background class included: it is index 0).
+    binary = len(prediction.class_names) < 2
     label_map = np.zeros(prediction.size, np.uint8)
     for label, mask in zip(prediction.labels, prediction.masks, strict=True):
-        label_map[mask] = 255 if len(prediction.class_names) <= 2 else label
+        label_map[mask] = 255 if binary else label
     with atomic_path(out / f"{image_id}.png") as tmp:
         Image.fromarray(label_map).save(tmp, format="PNG")
     return MASK_ROUTE.format(process_id=process_id, image_id=image_id)

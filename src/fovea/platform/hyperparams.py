@@ -70,8 +70,12 @@ def resolve(
     values: dict[int, str] = {}
     for rows in (general, specific):
         values.update({pid: row.default_value for pid, row in rows.items() if row.default_value is not None})
+    task = TASKS_BY_ID.get(task_id)
     for pid, prop in props.items():
-        if pid not in values and prop.default is not None:
+        # The global defaults are classification's (cross_entropy, accuracy): one that does not fit the model's task
+        # is no default for it, so a regression model without allowedProperties rows resolves no Loss function
+        # rather than a wrong one (inference never needs it; training then asks for it by name).
+        if pid not in values and prop.default is not None and _misfit(prop.name, prop.default, task) is None:
             values[pid] = prop.default
     values.update({pid: value for pid, value in user_values.items() if value is not None})
 
@@ -86,7 +90,10 @@ def resolve(
     for name in needs:
         if name not in resolved:
             raise InputError(f"Property '{name}' has no value")
-    _check_task_fit(resolved, task_id)
+    for name in ("Loss function", "Metric"):
+        problem = _misfit(name, resolved.get(name), task)
+        if problem is not None:
+            raise InputError(f"Invalid value for property '{name}': {problem}")
     if static_size is not None and "Input height" in needs:
         asked = (int(resolved["Input height"]), int(resolved["Input width"]))
         if asked != static_size:
@@ -105,18 +112,14 @@ def _rows(db: Session, model_id: int, dataset_id: int | None) -> dict[int, Allow
     return {row.property_id: row for row in db.scalars(query)}
 
 
-def _check_task_fit(resolved: dict[str, str], task_id: int) -> None:
-    loss, metric = resolved.get("Loss function"), resolved.get("Metric")
-    task = TASKS_BY_ID.get(task_id)
-    if task in (Task.CLASSIFICATION, Task.MULTILABEL):
-        for name, value in (("Loss function", loss), ("Metric", metric)):
-            if value == "dice":
-                raise InputError(f"Invalid value for property '{name}': dice does not apply to classification")
-    if task is Task.REGRESSION:
-        if loss is not None and loss not in REGRESSION_LOSSES:
-            raise InputError("Invalid value for property 'Loss function': regression trains with mean_squared_error")
-        if metric is not None and metric not in REGRESSION_METRICS:
-            raise InputError(
-                "Invalid value for property 'Metric': regression measures mean_squared_error, mean_absolute_error "
-                "or mean_relative_error"
-            )
+def _misfit(name: str, value: str | None, task: Task | None) -> str | None:
+    """Why a Loss function or Metric value does not fit the task (§10, "Task fit"), or None when it does."""
+    if value is None or name not in ("Loss function", "Metric"):
+        return None
+    if task in (Task.CLASSIFICATION, Task.MULTILABEL) and value == "dice":
+        return "dice does not apply to classification"
+    if task is Task.REGRESSION and name == "Loss function" and value not in REGRESSION_LOSSES:
+        return "regression trains with mean_squared_error"
+    if task is Task.REGRESSION and name == "Metric" and value not in REGRESSION_METRICS:
+        return "regression measures mean_squared_error, mean_absolute_error or mean_relative_error"
+    return None
