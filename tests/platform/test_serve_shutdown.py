@@ -36,7 +36,9 @@ def test_stopping_the_server_ends_its_workers(zoo_dir, tmp_path):
             f"{server.url}/backend/auth/token",
             data={"grant_type": "password", "username": "admin", "password": PASSWORD, "client_id": "fovea"},
         ).json()["access_token"]
-        client = httpx.Client(base_url=f"{server.url}/backend/", headers={"Authorization": f"Bearer {token}"})
+        client = httpx.Client(  # a first job spawns its worker: allow for a loaded machine
+            base_url=f"{server.url}/backend/", headers={"Authorization": f"Bearer {token}"}, timeout=60
+        )
         project = client.post("projects", json={"name": "p", "task_id": 1}).json()["id"]
         [weights] = [w for w in client.get("weights", params={"model_id": 2}).json() if w["name"] == "LeNet_Digits"]
         body = {"project_id": project, "modelweights_id": weights["id"], "dataset_id": 1}

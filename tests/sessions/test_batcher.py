@@ -340,10 +340,10 @@ def test_a_caller_cancelled_before_its_thread_started_is_no_longer_expected(segm
         cancelled = asyncio.ensure_future(batcher.predict(images(1)[0]))
         await asyncio.sleep(0)  # it is now waiting for a thread
         cancelled.cancel()
+        with pytest.raises(asyncio.CancelledError):  # before the thread is freed: its hop never starts
+            await cancelled
         gate.set()
         await busy
-        with pytest.raises(asyncio.CancelledError):
-            await cancelled
         return await batcher.predict(images(1)[0])
 
     result = asyncio.run(serving(segmenter, requests, max_batch_size=8, max_delay_ms=20, workers=1))
