@@ -18,6 +18,7 @@ from tests.platform.conftest import ADMIN_PASSWORD, bearer, login, register, zip
 from tests.platform.server import fovea_serve, fresh_home
 from tests.platform.test_datasets import upload
 from tests.platform.test_processes import wait
+from tests.platform.test_trainings import props
 
 SECRET_SIZE = (40, 30)  # (height, width): a shape no digit has, so a leaked thumbnail is recognisable
 
@@ -197,3 +198,35 @@ def test_the_reported_traversal_is_refused_by_a_real_server(zoo_dir, tmp_path, s
         assert response.status_code == 400, response.text
         assert "images[0]" in " ".join(response.json()["detail"]["problems"])
         assert "evil" not in [d["name"] for d in client.get("/backend/datasets", headers=headers).json()]
+
+
+def test_a_training_whose_dataset_row_leaves_storage_fails_with_a_reason(backend, zoo_dir, secret, monkeypatch):
+    """The training job reads the YAML through `datasets.yaml_path`, so a row tampered between the launch and the
+    job does not make it train on (and so read) a file outside storage."""
+    from fovea.jobs.training import run_training
+
+    headers = bearer(login(backend))
+    dataset = _upload_digits(backend, headers, zoo_dir, ctype="GRAY")  # as the LeNet expects
+    start = lenet(backend, zoo_dir, headers)
+    queued = []
+    monkeypatch.setattr(backend.app.app.state.executor, "submit_process", lambda *args: queued.append(args))
+    project = backend.post("/backend/projects", json={"name": "p", "task_id": 1}, headers=headers).json()["id"]
+    body = {
+        "project_id": project,
+        "dataset_id": dataset["id"],
+        "weights_id": start,
+        "properties": props(height=8, width=8, epochs=1),
+    }
+    launched = backend.post("/backend/train", json=body, headers=headers)
+    assert launched.status_code == 201, launched.text
+    (secret.parent / "d.yml").write_text("classes: ['0', '1']\nimages:\n  - location: secret.png\n    label: 0\n")
+    storage = storage_of(backend)
+    outside = "/".join([".."] * len(storage.resolve().parts) + [str(secret.parent / "d.yml").lstrip("/")])
+    with app_db(backend).transaction() as db:
+        db.get(Dataset, dataset["id"]).path = f"datasets/{outside}"
+    [(process_type, process_id, db_url, _)] = queued
+    assert process_type == "training"
+    run_training(process_id, db_url, str(storage))
+    status = wait(backend, headers, process_id, timeout=5)
+    assert status["status"]["process_status"] == "failed", status
+    assert status["status"]["process_data"] == f"Error - NotFound: the files of dataset {dataset['id']} are missing"

@@ -7,7 +7,9 @@ import signal
 import threading
 import time
 import uuid
+from concurrent.futures import Future
 from contextlib import contextmanager
+from datetime import timedelta
 
 import numpy as np
 import pytest
@@ -21,6 +23,7 @@ from fovea.platform.auth import now
 from fovea.platform.bootstrap import bootstrap
 from fovea.platform.config import PlatformSettings
 from fovea.platform.models import Process, ProgressLine, Project, Training, Weights, WeightsDownload
+from fovea.platform.processes import fail_stale
 from fovea.platform.weights import file_path
 from tests.core.graphs import constant_outputs
 from tests.platform.conftest import ADMIN_PASSWORD, bearer, login, register
@@ -388,3 +391,66 @@ def test_home_database_and_stored_files_are_private(tmp_path, onnx_bytes):
         assert folder.stat().st_mode & 0o777 == 0o700, folder
     for path in (settings.home / "fovea.db", file_path(settings.storage_dir, weights)):
         assert path.stat().st_mode & 0o777 == 0o600, path
+
+
+def registered_download(session, model_id, *, state="running", runner=None, silent_s=0):
+    """Inactive weights being downloaded, as `POST weights` with an `onnx_url` leaves them; returns the download."""
+    weights = Weights(name="remote", model_id=model_id, is_active=False)
+    session.add(weights)
+    session.flush()
+    download = WeightsDownload(
+        id=str(uuid.uuid4()), weights_id=weights.id, user_id=1, url="http://x/", task_id=1, state=state, runner=runner
+    )
+    download.updated = now() - timedelta(seconds=silent_s)
+    session.add(download)
+    weights.process_id = download.id
+    session.flush()
+    return download
+
+
+def download_states(db, downloads):
+    with db.transaction() as session:
+        return [session.get(WeightsDownload, d).state for d in downloads]
+
+
+def test_a_local_executor_start_fails_only_its_own_orphaned_downloads(backend):
+    db = database(backend)
+    executor = backend.app.app.state.executor
+    model_id = make_model(backend, bearer(login(backend)))
+    with db.transaction() as session:
+        mine = registered_download(session, model_id, runner=executor.runner).id
+        queued = registered_download(session, model_id, runner=executor.runner, state="pending").id
+        other = registered_download(session, model_id, runner="local@another-host").id
+        celery = registered_download(session, model_id).id
+    assert executor.fail_orphans(db) == 2
+    assert download_states(db, (mine, queued, other, celery)) == ["failed", "failed", "running", "running"]
+    with db.transaction() as session:
+        failed = session.get(WeightsDownload, mine)
+        assert failed.error == "the server restarted before the download finished"
+        assert failed.weights_id is None  # its inactive weights went with it
+
+
+def test_a_submitted_download_is_marked_as_run_by_the_local_pool(backend, monkeypatch):
+    db = database(backend)
+    executor = backend.app.app.state.executor
+    model_id = make_model(backend, bearer(login(backend)))
+    with db.transaction() as session:
+        download_id = registered_download(session, model_id, state="pending").id
+    monkeypatch.setattr(executor, "_submit", lambda *args: Future())  # queued, never run
+    executor.submit_download(download_id, db.url, backend.settings.storage_dir, [])
+    with db.transaction() as session:
+        assert session.get(WeightsDownload, download_id).runner == executor.runner
+
+
+def test_a_download_silent_for_too_long_is_failed_by_the_stale_sweep(backend):
+    """A Celery worker that died mid-download cannot say so: the sweep fails what has not moved for too long."""
+    db = database(backend)
+    model_id = make_model(backend, bearer(login(backend)))
+    with db.transaction() as session:
+        lost = registered_download(session, model_id, silent_s=700).id
+        working = registered_download(session, model_id, silent_s=10).id
+    with db.transaction() as session:
+        assert fail_stale(session, 600) == 1
+    assert download_states(db, (lost, working)) == ["failed", "running"]
+    status = backend.get(f"/backend/weightsStatus?process_id={lost}", headers=bearer(login(backend))).json()
+    assert status["result"] == "failed" and "no progress for 600 s" in status["error"], status

@@ -4,12 +4,15 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import onnx
 import pytest
-from onnx import TensorProto, helper
+from onnx import TensorProto, helper, numpy_helper
 
+from fovea.errors import LimitExceeded
 from fovea.platform.errors import InputError
-from fovea.platform.onnx_check import validate_onnx
+from fovea.platform.onnx_check import check_onnx, validate_onnx
+from tests.platform.conftest import bearer, login
 
 
 def constant_of_shape_model(elements: int, *, from_initializer: bool = False) -> bytes:
@@ -53,14 +56,14 @@ MEASURE = textwrap.dedent(
     """
     import resource, sys, time
     from fovea.platform.errors import InputError
-    from fovea.platform.onnx_check import validate_onnx
+    from fovea.platform.onnx_check import check_onnx
     import onnxruntime  # imported before the baseline: its own size is not what is measured
 
     data = open(sys.argv[1], "rb").read()
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     started = time.monotonic()
     try:
-        validate_onnx(data, 1, None, None)
+        check_onnx(data, 1, None, None)
         outcome = "accepted"
     except InputError as exc:
         outcome = str(exc)
@@ -71,7 +74,7 @@ MEASURE = textwrap.dedent(
 
 
 def test_refusing_a_constant_bomb_keeps_peak_memory_low(tmp_path):
-    """Peak RSS of a fresh process, around validation only (tracemalloc does not see ONNX Runtime's memory)."""
+    """Peak RSS of a fresh process, around the checks only (tracemalloc does not see ONNX Runtime's memory)."""
     bomb = tmp_path / "bomb.onnx"
     bomb.write_bytes(constant_of_shape_model(2**28))
     result = subprocess.run(
@@ -95,5 +98,66 @@ def test_graph_is_not_optimised_at_validation(monkeypatch):
         return real(data, options, **kwargs)
 
     monkeypatch.setattr(ort, "InferenceSession", spy)
-    validate_onnx(constant_of_shape_model(10), 1, None, None)
+    check_onnx(constant_of_shape_model(10), 1, None, None)
     assert seen == [ort.GraphOptimizationLevel.ORT_DISABLE_ALL]
+
+
+def large_initializer_model(elements: int) -> bytes:
+    """A valid classifier-shaped graph with one float32 initializer of `elements` values (a large, honest model)."""
+    weights = numpy_helper.from_array(np.ones((elements,), np.float32), "w")
+    nodes = [
+        helper.make_node("ReduceSum", ["w"], ["total"], keepdims=1),
+        helper.make_node("ReduceMean", ["x"], ["mean"], axes=[2, 3], keepdims=0),
+        helper.make_node("Add", ["mean", "total"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "large",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])],
+        initializer=[weights],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]).SerializeToString()
+
+
+def test_validation_runs_outside_the_callers_process(monkeypatch):
+    """Parsing and checking hold the GIL: none of it may happen in the server's process."""
+    import onnx
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the ONNX file was parsed in the caller's process")
+
+    monkeypatch.setattr(onnx, "load_from_string", refuse)
+    assert validate_onnx(constant_of_shape_model(1000), 1, ["a", "b", "c"], None) is None
+    with pytest.raises(InputError, match="ONNX file is malformed: "):
+        validate_onnx(b"not a model", 1, None, None)
+
+
+# Python with onnx and ONNX Runtime imported maps about 560 MiB: 700 MiB leaves too little for a 64 MiB initializer
+# (parsed, checked and loaded by ONNX Runtime, each with its own copy), which the default cap checks fine.
+SMALL_CAP = str(700 * 1024**2)
+LARGE_ELEMENTS = 16 * 1024**2
+
+
+def test_a_model_over_the_memory_cap_is_refused_as_over_limit(monkeypatch):
+    data = large_initializer_model(LARGE_ELEMENTS)
+    assert validate_onnx(data, 1, None, None) is None
+    monkeypatch.setenv("FOVEA_ONNX_CHECK_MEMORY_BYTES", SMALL_CAP)
+    with pytest.raises(LimitExceeded, match="bytes of memory"):
+        validate_onnx(data, 1, None, None)
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_an_upload_over_the_memory_cap_is_answered_413(backend, monkeypatch):
+    monkeypatch.setenv("FOVEA_ONNX_CHECK_MEMORY_BYTES", SMALL_CAP)
+    headers = bearer(login(backend))
+    model_id = backend.post("/backend/models", json={"name": "m", "task_id": 1}, headers=headers).json()["id"]
+    refused = backend.post(
+        "/backend/weights",
+        data={"name": "large", "model_id": str(model_id)},
+        files={"onnx_data": ("m.onnx", large_initializer_model(LARGE_ELEMENTS))},
+        headers=headers,
+    )
+    assert refused.status_code == 413, refused.text
+    assert set(refused.json()) == {"error"} and "Traceback" not in refused.text
+    assert backend.get(f"/backend/weights?model_id={model_id}&include_inactive=true", headers=headers).json() == []

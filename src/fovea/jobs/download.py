@@ -7,15 +7,17 @@ for (`weights.process_id` is the download's id); weights deleted meanwhile fail 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
-from sqlalchemy import update
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from fovea.core.card import ModelCard
 from fovea.core.io import Limits, fetch_url
 from fovea.errors import FoveaError
 from fovea.paths import atomic_path
+from fovea.platform.auth import now
 from fovea.platform.db import Database
 from fovea.platform.models import Weights, WeightsDownload
 from fovea.platform.onnx_check import validate_onnx
@@ -62,6 +64,24 @@ def fail_download(db_url: str, download_id: str, reason: str) -> None:
         _fail(db, download_id, reason)
     finally:
         db.dispose()
+
+
+def fail_orphaned_downloads(session: Session, runner: str) -> int:
+    """When a server starts: the downloads its own pool (`runner`) left pending or running cannot finish."""
+    query = select(WeightsDownload.id).where(WeightsDownload.runner == runner, WeightsDownload.state.in_(UNFINISHED))
+    reason = "the server restarted before the download finished"
+    return sum(_fail_in(session, download_id, reason) for download_id in session.scalars(query).all())
+
+
+def fail_stale_downloads(session: Session, stale_after_s: float) -> int:
+    """Running downloads that have not moved for `stale_after_s` lost their worker (a Celery worker cannot say it
+    died): failed. A download is one fetch and one validation, each with its own time limit, so it ends long before.
+    """
+    cutoff = now() - timedelta(seconds=stale_after_s)
+    silent = or_(WeightsDownload.updated < cutoff, WeightsDownload.updated.is_(None))  # None: from before 0010
+    query = select(WeightsDownload.id).where(WeightsDownload.state == "running", silent)
+    reason = f"no progress for {stale_after_s:.0f} s: the worker running it was lost"
+    return sum(_fail_in(session, download_id, reason) for download_id in session.scalars(query).all())
 
 
 def _target(session: Session, download: WeightsDownload) -> Weights | None:
@@ -116,7 +136,7 @@ def _move(session: Session, download_id: str, states: tuple[str, ...], **values:
     moved = session.execute(
         update(WeightsDownload)
         .where(WeightsDownload.id == download_id, WeightsDownload.state.in_(states))
-        .values(values)
+        .values(**values, updated=now())
     )
     return moved.rowcount == 1
 
@@ -126,10 +146,12 @@ def _fail(db: Database, download_id: str, reason: str) -> None:
         _fail_in(session, download_id, reason)
 
 
-def _fail_in(session: Session, download_id: str, reason: str) -> None:
-    """The download failed, once: its inactive weights go, the reason stays for weightsStatus."""
+def _fail_in(session: Session, download_id: str, reason: str) -> bool:
+    """The download failed, once (False when it had already ended): its inactive weights go, the reason stays for
+    weightsStatus."""
     if not _move(session, download_id, UNFINISHED, state="failed", error=reason):
-        return
+        return False
     weights = _target(session, session.get(WeightsDownload, download_id))
     if weights is not None and not weights.is_active:
         session.delete(weights)
+    return True

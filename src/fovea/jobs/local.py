@@ -13,13 +13,13 @@ from typing import Any
 
 from sqlalchemy import update
 
-from fovea.jobs.download import fail_download, run_download
+from fovea.jobs.download import fail_download, fail_orphaned_downloads, run_download
 from fovea.jobs.inference import run_inference
 from fovea.jobs.progress import mark_failed
 from fovea.jobs.training import run_training
 from fovea.platform import processes
 from fovea.platform.db import Database
-from fovea.platform.models import Process
+from fovea.platform.models import Process, WeightsDownload
 
 JOBS = {"testing": run_inference, "training": run_training}
 
@@ -28,9 +28,9 @@ class LocalExecutor:
     """Runs process jobs FIFO in `workers` spawned processes (spawn: no forked ONNX Runtime or DB state).
 
     A worker that dies (killed, out of memory) fails its process or download with a reason and the pool is
-    rebuilt, so later jobs still run. Each process it takes is marked as run by `runner` (this host's pool), so the
-    next start on this host fails what it left behind and nothing else (one local-executor server per host and
-    database).
+    rebuilt, so later jobs still run. Each process or download it takes is marked as run by `runner` (this host's
+    pool), so the next start on this host fails what it left behind and nothing else (one local-executor server per
+    host and database).
     """
 
     def __init__(self, workers: int = 1) -> None:
@@ -45,28 +45,27 @@ class LocalExecutor:
     def fail_orphans(self, db: Database) -> int:
         """At start-up: what this host's pool left pending or running when the server last stopped cannot finish."""
         with db.transaction() as session:
-            return processes.fail_orphans(session, self.runner)
+            return processes.fail_orphans(session, self.runner) + fail_orphaned_downloads(session, self.runner)
 
     def submit_process(self, process_type: str, process_id: str, db_url: str, storage: Path) -> None:
         """Queue a training or an inference (`process_type` "training" or "testing")."""
-        self._own(db_url, process_id)
+        self._own(db_url, Process, process_id)
         future = self._submit(JOBS[process_type], process_id, db_url, str(storage))
         future.add_done_callback(lambda result: self._settle(result, lambda why: mark_failed(db_url, process_id, why)))
 
     def submit_download(self, download_id: str, db_url: str, storage: Path, allow_hosts: list[str]) -> None:
+        self._own(db_url, WeightsDownload, download_id)
         future = self._submit(run_download, download_id, db_url, str(storage), allow_hosts)
         future.add_done_callback(
             lambda result: self._settle(result, lambda why: fail_download(db_url, download_id, why))
         )
 
-    def _own(self, db_url: str, process_id: str) -> None:
+    def _own(self, db_url: str, table: type[Process] | type[WeightsDownload], job_id: str) -> None:
         database = Database(db_url)
         try:
             with database.transaction() as session:
                 session.execute(
-                    update(Process)
-                    .where(Process.id == process_id, Process.state == "pending")
-                    .values(runner=self.runner)
+                    update(table).where(table.id == job_id, table.state == "pending").values(runner=self.runner)
                 )
         finally:
             database.dispose()

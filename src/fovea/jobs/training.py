@@ -12,6 +12,7 @@ from pathlib import Path
 
 from fovea.core.card import load_card
 from fovea.jobs.progress import check_stop, claim, run_job, write_line
+from fovea.platform.datasets import yaml_path
 from fovea.platform.db import Database
 from fovea.platform.models import Dataset, Training, Weights
 from fovea.platform.onnx_check import TASKS_BY_ID
@@ -42,7 +43,7 @@ def _run(db: Database, process_id: str, storage: Path) -> None:
             settings=json.loads(process.settings),
             parent_file=file_path(storage, parent.id),
             parent_name=parent.name,
-            yaml_path=storage / dataset.path,
+            yaml_path=yaml_path(dataset, storage),  # checked to stay under storage/datasets
             dataset_name=dataset.name,
             gray=dataset.ctype == "GRAY",
             out=file_path(storage, target),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -14,6 +14,11 @@ OWN, VIEW = "OWN", "VIEW"
 # stored files, cached models or URLs has it, so a deleted object's id never names a new one (PostgreSQL's
 # sequences never go back). Migration 0010 rebuilds the existing tables so.
 NEVER_REUSE_IDS = {"sqlite_autoincrement": True}
+
+
+def _now() -> datetime:
+    """Naive UTC to the second, as `auth.now` (which imports this module)."""
+    return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
 
 
 class User(Base):
@@ -272,3 +277,8 @@ class WeightsDownload(Base):
     task_id: Mapped[int] = mapped_column(Integer)
     state: Mapped[str] = mapped_column(String(10), default="pending")
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # As Process.runner: the server whose own pool runs it ("local@<host>"), None under Celery.
+    runner: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    # Last change of state; a download running for longer than FOVEA_STALE_AFTER_S lost its worker (fail_stale).
+    # None only on rows older than migration 0010.
+    updated: Mapped[datetime | None] = mapped_column(DateTime, nullable=True, default=_now)

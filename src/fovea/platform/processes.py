@@ -235,15 +235,19 @@ def settle(
 
 
 def fail_stale(db: Session, stale_after_s: float) -> int:
-    """Running processes whose worker stopped writing progress long ago (killed, machine lost): failed with a reason.
+    """Running processes (and weights downloads) whose worker stopped writing progress long ago (killed, machine
+    lost): failed with a reason.
 
     Jobs write a line at least every few seconds while they work; Celery cannot tell the server a worker died.
     """
+    from fovea.jobs.download import fail_stale_downloads  # the jobs package builds on this module
+
     cutoff = now() - timedelta(seconds=stale_after_s)
     silent = Process.updated < cutoff
     stale = db.scalars(select(Process.id).where(Process.state == "running", silent)).all()
     reason = f"Error - no progress for {stale_after_s:.0f} s: the worker running it was lost"
-    return sum(settle(db, process_id, "failed", reason, also=(silent,)) for process_id in stale)
+    failed = sum(settle(db, process_id, "failed", reason, also=(silent,)) for process_id in stale)
+    return failed + fail_stale_downloads(db, stale_after_s)
 
 
 def fail_orphans(db: Session, runner: str) -> int:
