@@ -32,6 +32,7 @@ from tests.server.conftest import free_port
 MODEL = "efficientnet-lite0-imagenet"
 IMAGES = json.dumps([{"id": "0", "index": 0, "file_name": "p.jpg", "category_ids": None, "regressions": None}])
 WARM_UP = 200
+SLICES = 5
 
 
 @contextlib.contextmanager
@@ -100,14 +101,23 @@ def main() -> None:
     with serve_model(entry.path, port) as server:
         asyncio.run(invoke(url, photos, WARM_UP, args.clients))
         warm = rss_mib(server.pid)
-        rate = asyncio.run(invoke(url, photos, args.requests, args.clients))
-        end = rss_mib(server.pid)
+        # In fifths, RSS after each: growth that levels off is the allocator settling, growth that goes on is a leak.
+        part = args.requests // SLICES
+        seconds, samples = 0.0, []
+        for _ in range(SLICES):
+            seconds += part / asyncio.run(invoke(url, photos, part, args.clients))
+            samples.append(rss_mib(server.pid))
+    rate = part * SLICES / seconds
 
-    print(f"{args.requests} /invocations of ~1000 px JPEGs from {args.clients} clients, model {MODEL}")
+    print(f"{part * SLICES} /invocations of ~1000 px JPEGs from {args.clients} clients, model {MODEL}")
     print(f"reference loop (in process)  {reference:7.1f} img/s   1.00x")
     print(f"serve-model /invocations     {rate:7.1f} img/s   {rate / reference:.2f}x")
     print(f"server RSS after {WARM_UP} warm-up requests {warm:7.1f} MiB")
-    print(f"server RSS at the end               {end:7.1f} MiB   growth {(end - warm) / warm:+.1%}")
+    for i, rss in enumerate(samples, 1):
+        print(f"server RSS after {i * part:6d} requests  {rss:7.1f} MiB   growth {(rss - warm) / warm:+.1%}")
+    middle = SLICES // 2 - 1
+    late = (samples[-1] - samples[middle]) / warm
+    print(f"growth from {(middle + 1) * part} to {SLICES * part} requests: {late:+.1%}")
 
 
 if __name__ == "__main__":
