@@ -132,10 +132,11 @@ async def read_files(form: FormData, field: str = "files") -> list[tuple[str, by
     return files
 
 
-def parse_json(text: str | bytes, what: str) -> Any:
-    """JSON from a client; InputError naming `what` when it is invalid or nested too deeply to parse."""
+def parse_json(text: str | bytes, what: str, **options: Any) -> Any:
+    """JSON from a client (`options` go to json.loads); InputError naming `what` when it is invalid or nested too
+    deeply to parse."""
     try:
-        return json.loads(text)
+        return json.loads(text, **options)
     except ValueError:
         raise InputError(f"{what} is not valid JSON") from None
     except RecursionError:  # the parser recurses per level: a few thousand `[` exhaust the stack

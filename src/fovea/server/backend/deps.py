@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Annotated, Any
 
@@ -17,6 +16,7 @@ from fovea.platform.db import Database
 from fovea.platform.errors import InputError
 from fovea.platform.models import User
 from fovea.server.errors import dialect_route
+from fovea.server.uploads import parse_json
 
 
 def render_error(status: int, message: str, detail: Any, headers: dict[str, str]) -> Response:
@@ -79,12 +79,7 @@ def int64(text: str, what: str = "an integer") -> int:
 
 def parse_json_object(raw: bytes) -> dict[str, Any]:
     """A JSON object, parsed strictly (the tutorials' trailing commas are a 400), with every integer 64-bit."""
-    try:
-        body = json.loads(raw or b"{}", parse_int=lambda text: int64(text, "a JSON integer"))
-    except RecursionError:
-        raise InputError("the request body is nested too deeply") from None
-    except ValueError:
-        raise InputError("the request body is not valid JSON") from None
+    body = parse_json(raw or b"{}", "the request body", parse_int=lambda text: int64(text, "a JSON integer"))
     if not isinstance(body, dict):
         raise InputError("the request body must be a JSON object")
     return body
