@@ -13,12 +13,44 @@ from fovea.errors import CardError, ExportError, FoveaError, InputError, LimitEx
 
 __version__ = "0.1.0"
 
+# Served on first use, so `import fovea` does not load the web stack.
+_LAZY = {
+    "InferAPP": "fovea.server.infer_app",
+    "BaseAiCOCOInputDataModel": "fovea.server.infer_app",
+    "BaseAiCOCOOutputDataModel": "fovea.server.infer_app",
+    **{
+        f"AiCOCO{task}OutputStrategy": "fovea.core.formats.strategies"
+        for task in ("Classification", "Detection", "Regression", "Segmentation")
+    },
+}
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'fovea' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """The public API only: subpackages bound by the imports above (`core`, `client`, ...) are not part of it."""
+    return sorted(__all__)
+
+
 __all__ = [
+    "AiCOCOClassificationOutputStrategy",
+    "AiCOCODetectionOutputStrategy",
+    "AiCOCORegressionOutputStrategy",
+    "AiCOCOSegmentationOutputStrategy",
+    "BaseAiCOCOInputDataModel",
+    "BaseAiCOCOOutputDataModel",
     "BaseInferenceModel",
     "CardError",
     "ExportError",
     "FoveaError",
     "Image",
+    "InferAPP",
     "InputError",
     "LimitExceeded",
     "ModelCard",

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import typer
 import yaml
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 from rich.table import Table
 
@@ -37,10 +38,9 @@ def friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
     def run(*args: Any, **kwargs: Any) -> Any:
         try:
             return command(*args, **kwargs)
-        except FoveaError as exc:
-            err.print(f"[red]error:[/red] {exc}", highlight=False)
-        except (OSError, ValueError) as exc:
-            err.print(f"[red]error:[/red] {exc}", highlight=False)
+        except (FoveaError, OSError, ValueError) as exc:
+            # Escaped: messages quote commands and input (`pip install 'fovea[train]'`) that Rich would eat as markup.
+            err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
         raise typer.Exit(2)
 
     return run
@@ -165,18 +165,33 @@ def export(
     ],
     card: Annotated[Path, typer.Option(help="Model card (.yaml or .json) to embed.")],
     out: Annotated[Path, typer.Option(help="Where to write the ONNX file.")],
-    checkpoint: Annotated[Path | None, typer.Option(help="A state_dict file to load into the module.")] = None,
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option(help="A state_dict file, or a Lightning .ckpt (its `state_dict`; `model.`-like prefixes go)."),
+    ] = None,
     torchscript: Annotated[Path | None, typer.Option(help="Also write a TorchScript file here.")] = None,
     quantize: Annotated[Path | None, typer.Option(help="Also write a dynamic INT8 ONNX file here.")] = None,
 ) -> None:
-    """Export a PyTorch module to ONNX with its card embedded, checked against ONNX Runtime."""
+    """Export a PyTorch module to ONNX with its card embedded, checked against ONNX Runtime.
+
+    For `timm:ARCH`, the card's input preprocessing (size, mean, std, crop) comes from timm's data config
+    wherever the card does not set it.
+    """
     from fovea.core.card import ModelCard
-    from fovea.core.export import build_module, quantize_dynamic, sample_input, to_onnx, to_torchscript
+    from fovea.core.export import build_module, quantize_dynamic, sample_input, timm_card, to_onnx, to_torchscript
 
     model_card = ModelCard.from_file(card)
     module = build_module(
         factory, num_classes=len(model_card.classes) or len(model_card.regressions), checkpoint=checkpoint
     )
+    if factory.startswith("timm:"):
+        model_card = timm_card(model_card, module)
+        spec = model_card.input
+        err.print(
+            f"input from timm's data config and the card: {spec.size}, {spec.resize} (crop {spec.crop_pct:g}), "
+            f"mean {spec.mean}, std {spec.std}",
+            highlight=False,
+        )
     sample = sample_input(model_card)
     path = to_onnx(module, sample, model_card, out)
     err.print(f"exported {path} (parity with PyTorch checked)")
@@ -190,7 +205,13 @@ def export(
 @app.command("serve-model")
 @friendly_errors
 def serve_model(
-    model: Annotated[str, typer.Argument(help="ONNX weights file, or a demo zoo model name.")],
+    model: Annotated[
+        str,
+        typer.Argument(
+            help="ONNX weights file, a demo zoo model name, or a custom model class `package.module:ClassName` "
+            "(a BaseInferenceModel subclass, imported from the current folder; served at /ping + /invocations)."
+        ),
+    ],
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on.")] = 8000,
     max_batch_size: Annotated[int, typer.Option(min=1, max=256, help="Images per engine run.")] = 8,
@@ -209,8 +230,17 @@ def serve_model(
     ] = [],  # noqa: B006
     max_request_mb: Annotated[float, typer.Option(min=0.001, help="Largest request body, in MiB.")] = 64,
     max_files: Annotated[int, typer.Option(min=1, help="Most files in one request.")] = 1000,
+    max_decoded_mb: Annotated[
+        float | None,
+        typer.Option(min=0.001, help="Largest decoded image or frame (w x h x samples), in MiB (default: 400 MB)."),
+    ] = None,
 ) -> None:
-    """Serve one model at the root: Supervisely, FLaVor /invocations and KServe V2 (tritonclient)."""
+    """Serve one model at the root: Supervisely, FLaVor /invocations and KServe V2 (tritonclient).
+
+    A custom model class (`package.module:ClassName`) is served at FLaVor's /ping + /invocations only; of the
+    options, --host, --port, --max-request-mb, --max-files and --workers (default 1: requests one at a time)
+    apply to it.
+    """
     import uvicorn
 
     import fovea
@@ -219,12 +249,22 @@ def serve_model(
     from fovea.sessions.media import MediaFolder
     from fovea.sessions.session import ModelSession, SessionConfig
 
-    net = fovea.load(resolve_model(model), card)
     limits = Limits(
-        max_bytes=int(max_request_mb * 1024 * 1024), max_files=max_files, allow_private_hosts=tuple(allow_url_host)
+        max_bytes=int(max_request_mb * 1024 * 1024),
+        max_files=max_files,
+        **({"max_decoded_bytes": int(max_decoded_mb * 1024 * 1024)} if max_decoded_mb else {}),
+        allow_private_hosts=tuple(allow_url_host),
     )
+    if ":" in model and not Path(model).expanduser().exists():
+        from fovea.server.infer_app import InferAPP, load_model
+
+        infer_app = InferAPP(load_model(model), limits=limits, workers=workers or 1)  # thread-safe models only
+        err.print(f"serving {model} (custom model) on http://{host}:{port}", highlight=False)
+        infer_app.run(host=host, port=port)
+        return
+    net = fovea.load(resolve_model(model), card)
     config = SessionConfig(max_batch_size=max_batch_size, max_delay_ms=max_delay_ms, workers=workers, limits=limits)
-    folder = MediaFolder(media) if media else None
+    folder = MediaFolder(media, limits) if media else None
     session = ModelSession(
         net,
         name=name,
@@ -244,7 +284,7 @@ def serve_model(
     )
 
 
-@app.command()
+@app.command(short_help="Run the platform: the back-end API and deployed sessions.")
 @friendly_errors
 def serve(
     home: Annotated[Path | None, typer.Option(help="Fovea's folder (default: $FOVEA_HOME or ~/.fovea).")] = None,
@@ -276,7 +316,7 @@ def serve(
     uvicorn.run(create_backend_app(settings, db), host=host, port=port, log_level="warning", access_log=False)
 
 
-@app.command()
+@app.command(short_help="Run a Celery worker for the platform's processes.")
 @friendly_errors
 def worker(
     concurrency: Annotated[int, typer.Option(min=1, help="Jobs this worker runs at once.")] = 1,
@@ -289,6 +329,73 @@ def worker(
     if broker:
         celery_app.conf.broker_url = broker
     celery_app.worker_main(["worker", "--loglevel=INFO", f"--concurrency={concurrency}", "--pool=prefork"])
+
+
+@app.command()
+@friendly_errors
+def evaluate(
+    model: Annotated[str, typer.Argument(help="ONNX weights file, or a demo zoo model name.")],
+    dataset: Annotated[Path, typer.Argument(help="DeepHealth dataset YAML (a detector: COCO instances JSON).")],
+    split: Annotated[str, typer.Option(help="training | validation | test")] = "test",
+    out: Annotated[Path, typer.Option(help="Folder for metrics.json and the confusion matrix / PR curve PNG.")] = Path(
+        "evaluation"
+    ),
+    batch_size: Annotated[int, typer.Option(min=1, max=256, help="Images per network run.")] = 16,
+    card: Annotated[Path | None, typer.Option(help="A side-car model card overriding the embedded one.")] = None,
+) -> None:
+    """Score a model on a labelled dataset split: a table here, metrics.json and a picture in --out."""
+    import fovea
+    from fovea import evaluate as evaluation
+
+    net = fovea.load(resolve_model(model), card)
+    columns = (BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress("[progress.description]{task.description}", *columns, console=err, transient=True) as bar:
+        task = bar.add_task("evaluating", total=None)
+        result = evaluation.evaluate(
+            net,
+            dataset,
+            split,
+            batch_size=batch_size,
+            progress=lambda n: bar.advance(task, n),
+            total=lambda n: bar.update(task, total=n),
+        )
+    table = Table("metric", "value", title=f"{result.model} on {result.dataset} ({result.split})")
+    for name, value in evaluation.headline(result):
+        table.add_row(name, f"{value:.4f}")
+    console = Console()
+    console.print(table)
+    rows = [row for row in result.metrics.get("per_class", []) if len(row) > 2]
+    if rows:
+        keys = [key for key in rows[0] if key not in ("class", "pr_curve")]
+        per_class = Table("class", *keys)
+        for row in rows:
+            per_class.add_row(row["class"], *(f"{row.get(k, float('nan')):.4g}" for k in keys))
+        console.print(per_class)
+    for path in evaluation.write_report(result, out):
+        err.print(f"written: {path}", highlight=False)
+
+
+@app.command()
+@friendly_errors
+def explain(
+    model: Annotated[str, typer.Argument(help="A classification model: ONNX weights file, or a demo zoo model name.")],
+    image: Annotated[Path, typer.Argument(help="The image to explain.")],
+    out: Annotated[Path | None, typer.Option(help="Heat map file (default: <image>.gradcam.png).")] = None,
+    class_name: Annotated[str | None, typer.Option("--class", help="Explain this class (default: the top).")] = None,
+) -> None:
+    """Grad-CAM: draw over the image where the evidence for the predicted class lies (needs fovea's `train` extra)."""
+    import fovea
+    from fovea.training.explain import grad_cam, save_overlay
+
+    net = fovea.load(resolve_model(model))
+    if class_name is not None and class_name not in net.card.class_names:
+        raise ValueError(f"{class_name!r} is not a class of {net.card.name}")
+    index = None if class_name is None else net.card.class_names.index(class_name)
+    explanation = grad_cam(net, image, index)
+    target = out or Path(f"{image.name.split('.')[0]}.gradcam.png")
+    save_overlay(explanation, target)
+    x, y = explanation.peak
+    print(f"{explanation.class_name} ({explanation.score:.3f}): strongest evidence at x={x}, y={y}; drawn in {target}")
 
 
 db_app = typer.Typer(help="The platform database.")

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from fovea.core.card import ModelCard, load_card
-from fovea.core.export import quantize_dynamic, sample_input, to_onnx, to_torchscript
+from fovea.core.export import build_module, quantize_dynamic, sample_input, timm_card, to_onnx, to_torchscript
 from fovea.errors import ExportError
 
 CARD = ModelCard(
@@ -175,3 +175,117 @@ def test_export_modules_import_without_torch():
     code = "import sys; sys.modules['torch'] = None; import fovea.core.export, fovea.core.quantize; print('ok')"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert result.stdout.strip() == "ok", result.stderr
+
+
+# -- timm models and Lightning checkpoints ----------------------------------------------------------
+
+TIMM_CARD_YAML = "task: classification\nclasses: [a, b]\ndecoder: {kind: softmax}\n"
+
+
+def test_a_timm_cards_preprocessing_comes_from_timms_data_config():
+    from timm.data import resolve_data_config
+
+    module = build_module("timm:test_efficientnet", num_classes=2)
+    config = resolve_data_config({}, model=module)
+    card = timm_card(
+        ModelCard.model_validate({"task": "classification", "classes": ["a", "b"], "decoder": {"kind": "softmax"}}),
+        module,
+    )
+    assert card.input.size == tuple(config["input_size"][1:]) == (160, 160)
+    assert card.input.mean == pytest.approx(config["mean"]) and card.input.std == pytest.approx(config["std"])
+    assert card.input.resize == "center_crop" and card.input.crop_pct == pytest.approx(config["crop_pct"])
+    assert card.provenance.architecture == "test_efficientnet"
+    # What the card says itself wins; the rest still comes from timm.
+    own = ModelCard.model_validate(
+        {"task": "classification", "classes": ["a", "b"], "decoder": {"kind": "softmax"}, "input": {"size": [64, 64]}}
+    )
+    mixed = timm_card(own, module)
+    assert mixed.input.size == (64, 64) and mixed.input.mean == pytest.approx(config["mean"])
+
+
+def test_the_card_preprocesses_like_timms_own_eval_transform():
+    """The tensor Fovea feeds the network is the one timm's eval transform makes from the same photo."""
+    from PIL import Image as PILImage
+    from skimage import data
+    from timm.data import create_transform, resolve_data_config
+
+    from fovea.core.io import Image
+    from fovea.core.preprocess import Preprocessor
+
+    module = build_module("timm:test_efficientnet", num_classes=2)
+    base = ModelCard.model_validate({"task": "classification", "classes": ["a", "b"], "decoder": {"kind": "softmax"}})
+    photo = data.chelsea()  # 300 x 451: the shorter side is resized, then the centre cropped
+    expected = create_transform(**resolve_data_config({}, model=module))(PILImage.fromarray(photo)).numpy()
+    tensor, _ = Preprocessor(timm_card(base, module).input)([Image(photo, name="chelsea.png")])
+    assert tensor.shape == (1, *expected.shape)
+    # Resampling filters differ (timm: PIL bicubic), so pixels differ a little (mean 0.056, r = 0.992, measured);
+    # a wrong geometry or normalisation is far off: stretching 0.53, crop_pct 0.875 0.36, mean/std 0.5 0.28.
+    assert float(np.abs(tensor[0] - expected).mean()) < 0.1
+    assert float(np.corrcoef(tensor[0].ravel(), expected.ravel())[0, 1]) > 0.98
+
+
+def lightning_checkpoint(path, module, prefix):
+    """A checkpoint as PyTorch Lightning writes it: the LightningModule's state_dict (the network under its
+    attribute name, beside a loss with weights) and training state around it."""
+    state = {f"{prefix}{k}": v for k, v in module.state_dict().items()}
+    state["criterion.weight"] = torch.ones(2)
+    torch.save(
+        {
+            "epoch": 3,
+            "global_step": 120,
+            "pytorch-lightning_version": "2.5.1",
+            "state_dict": state,
+            "optimizer_states": [{"state": {}, "param_groups": [{"lr": 0.01, "params": [0, 1]}]}],
+            "lr_schedulers": [],
+            "hyper_parameters": {"lr": 0.01, "arch": "test_efficientnet"},
+        },
+        path,
+    )
+    return path
+
+
+@pytest.mark.parametrize("prefix", ["model.", "net.", "model.backbone.", ""])
+def test_a_lightning_checkpoint_loads_whatever_the_prefix(tmp_path, prefix):
+    torch.manual_seed(7)
+    trained = build_module("timm:test_efficientnet", num_classes=2)
+    ckpt = lightning_checkpoint(tmp_path / "epoch=3.ckpt", trained, prefix)
+    torch.manual_seed(8)
+    assert not torch.equal(
+        build_module("timm:test_efficientnet", num_classes=2).conv_stem.weight, trained.conv_stem.weight
+    )
+    loaded = build_module("timm:test_efficientnet", num_classes=2, checkpoint=ckpt)
+    for name, value in trained.state_dict().items():
+        assert torch.equal(loaded.state_dict()[name], value), name
+
+
+def test_a_checkpoint_of_another_network_is_a_clear_error(tmp_path):
+    other = lightning_checkpoint(tmp_path / "other.ckpt", tiny_cnn(), "model.")
+    with pytest.raises(
+        ExportError, match=r"does not fit the module: missing blocks\..* and \d+ more, unexpected .*model\.0\.weight"
+    ):
+        build_module("timm:test_efficientnet", num_classes=2, checkpoint=other)
+    wrong_classes = lightning_checkpoint(
+        tmp_path / "five.ckpt", build_module("timm:test_efficientnet", num_classes=5), "net."
+    )
+    with pytest.raises(ExportError, match="size mismatch"):
+        build_module("timm:test_efficientnet", num_classes=2, checkpoint=wrong_classes)
+    (tmp_path / "junk.ckpt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ExportError, match="cannot read"):
+        build_module("timm:test_efficientnet", num_classes=2, checkpoint=tmp_path / "junk.ckpt")
+
+
+def test_fovea_export_a_timm_lightning_checkpoint_end_to_end(tmp_path):
+    torch.manual_seed(3)
+    trained = build_module("timm:test_efficientnet", num_classes=2)
+    ckpt = lightning_checkpoint(tmp_path / "last.ckpt", trained, "model.")
+    card = tmp_path / "card.yaml"
+    card.write_text(TIMM_CARD_YAML)
+    out = tmp_path / "exported.onnx"
+    command = [sys.executable, "-m", "fovea.cli", "export", "timm:test_efficientnet", "--card", card, "--out", out]
+    result = subprocess.run([*map(str, command), "--checkpoint", str(ckpt)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    embedded = load_card(out)
+    assert embedded.input.size == (160, 160) and embedded.input.resize == "center_crop"
+    assert embedded.input.mean == pytest.approx((0.485, 0.456, 0.406))
+    x = sample_input(embedded, batch=2)
+    np.testing.assert_allclose(run_onnx(out, x)[0], eager(trained, x), atol=1e-4)  # the checkpoint's weights

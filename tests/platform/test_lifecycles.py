@@ -11,6 +11,7 @@ from concurrent.futures import Future
 from contextlib import contextmanager
 from datetime import timedelta
 
+import cv2
 import numpy as np
 import pytest
 from sqlalchemy import select
@@ -454,3 +455,111 @@ def test_a_download_silent_for_too_long_is_failed_by_the_stale_sweep(backend):
     assert download_states(db, (lost, working)) == ["failed", "running"]
     status = backend.get(f"/backend/weightsStatus?process_id={lost}", headers=bearer(login(backend))).json()
     assert status["result"] == "failed" and "no progress for 600 s" in status["error"], status
+
+
+# A download slower than FOVEA_STALE_AFTER_S: its worker stamps it while it works, so the sweep leaves it running.
+
+
+@contextmanager
+def trickled_url(payload, seconds):
+    """A local HTTP server sending `payload` in small pieces over about `seconds` (a slow, live server)."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            pieces = 24
+            step = -(-len(payload) // pieces)
+            for start in range(0, len(payload), step):
+                self.wfile.write(payload[start : start + step])
+                self.wfile.flush()
+                time.sleep(seconds / pieces)  # the server's pace, not a synchronisation
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/m.onnx"
+    finally:
+        server.shutdown()
+
+
+def test_a_download_slower_than_the_stale_limit_keeps_running_and_finishes(tmp_path, onnx_bytes):
+    from fastapi.testclient import TestClient
+
+    from fovea.server.backend.app import create_backend_app
+
+    settings = PlatformSettings(
+        home=tmp_path / "home", admin_password=ADMIN_PASSWORD, stale_after_s=2, allow_url_hosts=["127.0.0.1"]
+    )
+    db, _ = bootstrap(settings)
+    try:
+        with TestClient(create_backend_app(settings, db)) as client, trickled_url(onnx_bytes, 6) as url:
+            headers = bearer(login(client))
+            model_id = make_model(client, headers)
+            created = client.post(
+                "/backend/weights", json={"name": "slow", "model_id": model_id, "onnx_url": url}, headers=headers
+            ).json()
+            status = f"/backend/weightsStatus?process_id={created['process_id']}"
+            seen = []
+
+            def ended():
+                seen.append(client.get(status, headers=headers).json())
+                return seen[-1]["result"] in ("finished", "failed")
+
+            poll(ended, "the download to end")
+        assert seen[-1]["result"] == "finished", seen[-1]
+        assert any(s["result"] == "running" for s in seen)
+    finally:
+        db.dispose()
+
+
+# Deleting a project stops its processes first (reference §3); a job still running writes none of its outputs
+# into the removed `processes/<id>` folder.
+
+
+def test_a_job_running_while_its_project_is_deleted_writes_nothing_after(backend, zoo_dir, monkeypatch):
+    import base64
+
+    from fovea.jobs import inference
+
+    headers = bearer(login(backend))
+    executor, storage = backend.app.app.state.executor, backend.settings.storage_dir
+    monkeypatch.setattr(executor, "_submit", lambda *args: Future())  # the job runs here, in a thread, instead
+    # Segmentation: its masks are written image by image, before the batch's progress line.
+    model = backend.post("/backend/models", json={"name": "UNet", "task_id": 2}, headers=headers).json()["id"]
+    weights = upload(backend, headers, (zoo_dir / "unet-random.onnx").read_bytes(), model)
+    project = backend.post("/backend/projects", json={"name": "p", "task_id": 2}, headers=headers).json()["id"]
+    png = cv2.imencode(".png", np.full((64, 64), 128, np.uint8))[1].tobytes()
+    body = {"modelweights_id": weights, "project_id": project,
+            "image_data": "data:image/png;base64," + base64.b64encode(png).decode()}  # fmt: skip
+    launched = backend.post("/backend/inferenceSingle", json=body, headers=headers)
+    assert launched.status_code == 201, launched.text
+    process_id = launched.json()["process_id"]
+
+    predicting, go_on = threading.Event(), threading.Event()
+    real_predict = inference._predict
+
+    def held_predict(*args, **kwargs):  # the job pauses with its predictions made, about to write them
+        predicted = real_predict(*args, **kwargs)
+        predicting.set()
+        assert go_on.wait(60)
+        return predicted
+
+    monkeypatch.setattr(inference, "_predict", held_predict)
+    job = threading.Thread(target=inference.run_inference, args=(process_id, database(backend).url, str(storage)))
+    job.start()
+    try:
+        assert predicting.wait(120), "the job never reached prediction"
+        assert backend.delete(f"/backend/projects/{project}", headers=headers).status_code == 204
+        assert not (storage / "processes" / process_id).exists()
+    finally:
+        go_on.set()
+        job.join(120)
+    assert not job.is_alive()
+    assert not (storage / "processes" / process_id).exists(), "the job wrote into the deleted process's folder"
+    with database(backend).transaction() as session:
+        assert session.get(Process, process_id) is None

@@ -117,3 +117,53 @@ def test_smart_cache_endpoints_are_501(imagenet_url):
         response = post(imagenet_url, path.lstrip("/"))
         assert response.status_code == 501, path
         assert response.json()["success"] is False and "not supported" in response.json()["message"]
+
+
+def batched_rows(url):
+    """Rows the session's batcher has run so far (the `fovea_batch_size` histogram's sum)."""
+    text = httpx.get(f"{url}/metrics", timeout=60).text
+    [line] = [line for line in text.splitlines() if line.startswith("fovea_batch_size_sum")]
+    return float(line.split()[-1])
+
+
+def test_async_batches_and_videos_go_through_the_sessions_batcher(imagenet_url, zoo_dir, tmp_path):
+    """Their network runs share the cores with every other request's instead of running beside the batcher."""
+    chelsea = (zoo_dir / "samples" / "chelsea.jpg").read_bytes()
+    before = batched_rows(imagenet_url)
+    files = [("files", (f"image_{i}.jpg", chelsea)) for i in range(3)]
+    started = httpx.post(f"{imagenet_url}/inference_batch_async", files=files, timeout=60)
+    assert started.status_code == 200, started.text
+    assert wait_finished(imagenet_url, started.json()["inference_request_uuid"])["progress"]["current"] == 3
+    assert batched_rows(imagenet_url) == before + 3
+
+    video = write_video(tmp_path / "v.mkv", 20).read_bytes()
+    state = {"start_frame": 0, "num_frames": 5}
+    started = httpx.post(
+        f"{imagenet_url}/inference_video_async", files=[("files", ("v.mkv", video))], data={"state": json.dumps(state)}
+    )
+    assert started.status_code == 200, started.text
+    assert wait_finished(imagenet_url, started.json()["inference_request_uuid"])["progress"]["current"] == 5
+    assert batched_rows(imagenet_url) == before + 3 + 5
+
+
+def test_preparing_progress_is_the_requests_own(imagenet_url, tmp_path):
+    video = write_video(tmp_path / "v.mkv", 20).read_bytes()
+    state = {"start_frame": 2, "num_frames": 6}
+    started = httpx.post(
+        f"{imagenet_url}/inference_video_async", files=[("files", ("v.mkv", video))], data={"state": json.dumps(state)}
+    )
+    request_uuid = started.json()["inference_request_uuid"]
+    wait_finished(imagenet_url, request_uuid)
+    preparing = post(imagenet_url, "get_preparing_progress", inference_request_uuid=request_uuid).json()
+    assert preparing == {"status": "Finished", "current": 6, "total": 6, "is_size": False}
+
+
+def test_status_reports_this_processes_memory_and_the_cards_precision(imagenet_url):
+    status = post(imagenet_url, "get_status").json()
+    ram = status["ram_memory"]
+    # The server holds an ImageNet network and ONNX Runtime: tens of MiB at least, and less than the machine.
+    assert isinstance(ram["allocated"], int) and 32 * 2**20 < ram["allocated"] < ram["total"]
+    assert status["gpu_memory"] == {"allocated": None, "total": None}  # a CPU session has no GPU figures
+    assert post(imagenet_url, "get_deploy_info").json()["model_precision"] == "fp32"
+    running = post(imagenet_url, "get_inference_status", inference_request_uuid="0" * 32)
+    assert running.status_code == 404

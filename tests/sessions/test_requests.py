@@ -167,8 +167,21 @@ def test_stop_after_the_end_keeps_finished():
     assert progress["stage"] == "Finished" and progress["stopped"] is True
 
 
+class WatchedCondition(threading.Condition):
+    """A Condition that says when someone starts waiting on it: the producer is blocked by backpressure."""
+
+    def __init__(self):
+        super().__init__()
+        self.waiting = threading.Event()
+
+    def wait(self, timeout=None):
+        self.waiting.set()
+        return super().wait(timeout)
+
+
 def test_backpressure_blocks_the_producer_at_500_until_the_client_pops():
     job = AsyncRequest()
+    job._lock = WatchedCondition()
     job.start(MAX_PENDING + 20)
     produced = []
 
@@ -179,17 +192,18 @@ def test_backpressure_blocks_the_producer_at_500_until_the_client_pops():
 
     thread = threading.Thread(target=producer, daemon=True)
     thread.start()
-    time.sleep(0.3)
-    assert MAX_PENDING == 500 and len(produced) == 500 and thread.is_alive()  # waiting for the client
+    assert job._lock.waiting.wait(timeout=60)  # waiting for the client
+    assert MAX_PENDING == 500 and len(produced) == 500 and thread.is_alive()
     assert job.progress_dict()["pending_results"] == 500
     assert job.pop_all() == list(range(500))
-    thread.join(2)
+    thread.join(60)
     assert produced == list(range(520)) and job.pop_all() == list(range(500, 520))
 
 
 def test_stop_releases_a_producer_waiting_on_backpressure(monkeypatch):
     monkeypatch.setattr(rq, "MAX_PENDING", 1)
     job = AsyncRequest()
+    job._lock = WatchedCondition()
     job.start(3)
     job.push(0)
     outcome = []
@@ -202,10 +216,10 @@ def test_stop_releases_a_producer_waiting_on_backpressure(monkeypatch):
 
     thread = threading.Thread(target=producer, daemon=True)
     thread.start()
-    time.sleep(0.1)
+    assert job._lock.waiting.wait(timeout=60)  # the producer waits for room
     assert outcome == [] and thread.is_alive()
     job.stop()
-    thread.join(2)
+    thread.join(60)
     assert outcome == ["stopped"] and job.pop_all() == [0]
 
 

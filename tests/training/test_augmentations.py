@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import warnings
 
 import cv2
@@ -11,7 +13,10 @@ import pytest
 pytest.importorskip("albumentations")
 from skimage import data
 
+from fovea.training.augment_grammar import BORDER_NAMES, INTERP_NAMES
 from fovea.training.augmentations import (
+    BORDER,
+    INTERP,
     Augmentation,
     AugmentationError,
     Container,
@@ -323,6 +328,48 @@ def test_build_pipeline_validates_too() -> None:
 
 def test_the_error_is_a_value_error() -> None:
     assert issubclass(AugmentationError, ValueError)
+
+
+def test_the_grammar_accepts_exactly_the_names_the_builder_maps() -> None:
+    assert tuple(INTERP) == INTERP_NAMES and tuple(BORDER) == BORDER_NAMES
+
+
+# A serving-only install: albumentations (the `train` extra) cannot be imported.
+WITHOUT_ALBUMENTATIONS = """
+import sys
+sys.modules["albumentations"] = None  # `import albumentations` now raises ImportError
+try:
+    import fovea.training.augmentations
+except ImportError:
+    pass
+else:
+    raise SystemExit("albumentations is still importable")
+
+from fovea.platform.allowed_properties import check_value
+from fovea.platform.errors import InputError
+from fovea.platform.models import Property
+from fovea.training.augment_grammar import Container, parse
+
+tree = parse(sys.argv[1])
+assert isinstance(tree, Container) and [child.name for child in tree.children][:2] == ["AugResizeDim", "AugMirror"]
+prop = Property(name="Training augmentations", type="string")
+assert check_value(prop, sys.argv[1]) == sys.argv[1]
+try:
+    check_value(prop, "AugFlipp p=1")
+except InputError as exc:
+    print(exc)
+"""
+
+
+def test_parsing_and_the_platform_check_need_no_albumentations() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", WITHOUT_ALBUMENTATIONS, TRAINING], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == (
+        "Invalid value for property 'Training augmentations': line 1: AugFlipp: unknown augmentation "
+        "(did you mean 'AugFlip'?)"
+    )
 
 
 # ------------------------------------------------------------------------------------------------ geometry

@@ -161,6 +161,19 @@ def test_training_with_a_bad_property_shows_the_reason(page, digits_project):
     assert "#/processes/training/" not in page.url
 
 
+def after_the_training_job_ended(api, project_id: int) -> None:
+    """Returns once the server's one worker has run an inference queued now, so the job before it has ended."""
+    [lenet] = [m for m in api.get("models", params={"task_id": 1}).json() if m["name"] == "LeNet"]
+    [weights] = [w for w in api.get("weights", params={"model_id": lenet["id"]}).json() if w["name"] == "LeNet_Digits"]
+    [digits] = [d for d in api.get("datasets").json() if d["name"] == "Digits"]
+    body = {"modelweights_id": weights["id"], "dataset_id": digits["id"], "project_id": project_id}
+    queued = api.post("inference", json=body).json()["process_id"]
+    deadline = time.monotonic() + 120
+    while api.get("status", params={"process_id": queued}).json()[0]["status"]["process_status"] != "finished":
+        assert time.monotonic() < deadline, "the inference queued after the stopped training never finished"
+        time.sleep(0.2)
+
+
 def test_stop_a_training_from_its_page(page, api, digits_project):
     log_in(page)
     start_training(page, "300")
@@ -172,7 +185,7 @@ def test_stop_a_training_from_its_page(page, api, digits_project):
     expect(page.locator("p .state")).to_have_text("stopped")
     process = page.url.rsplit("/", 1)[1]
     lines = len(api.get("status", params={"process_id": process, "full": "true"}).json()[0]["status"]["process_data"])
-    time.sleep(3)
+    after_the_training_job_ended(api, digits_project)
     [status] = api.get("status", params={"process_id": process, "full": "true"}).json()
     assert status["status"]["process_status"] == "stopped"
     assert len(status["status"]["process_data"]) == lines  # nothing ran after the stop

@@ -1,7 +1,8 @@
 """`fovea.Session`: drive a deployed model with the Supervisely `Session` method names (seed 001).
 
-Speaks HTTP to a session URL (`http://host:port/net/<token>` or a `fovea serve-model` root) and returns
-Supervisely annotation JSON dicts.
+Speaks HTTP to a session URL (`http://host:port/net/<token>` or a `fovea serve-model` root). Results have the
+seed's shape (the SDK's `SessionJSON`): one dict per image or video frame, `pred["annotation"]` holding the
+Supervisely annotation JSON and `pred["data"]` extra data, plus the server's `name`, `image_id`, `frame_index`, ...
 """
 
 from __future__ import annotations
@@ -96,39 +97,41 @@ class Session:
             if key not in acceptable:
                 raise ValueError(f"Key {key!r} is not acceptable. Acceptable keys are: {', '.join(acceptable)}")
 
-    def update_inference_settings(self, **settings: Any) -> None:
+    def update_inference_settings(self, **settings: Any) -> dict[str, Any]:
+        """Change the given settings, keep the others; returns the settings now in force (as the SDK does)."""
         self._validate(settings)
         self.inference_settings.update(settings)
+        return dict(self.inference_settings)
 
-    def set_inference_settings(self, settings: dict[str, Any] | str | Path) -> None:
-        """Replace the settings with a dict, or with the contents of a YAML file."""
+    def set_inference_settings(self, settings: dict[str, Any] | str | Path) -> dict[str, Any]:
+        """Replace the settings with a dict, or with the contents of a YAML file; returns them."""
         if isinstance(settings, (str, Path)):
             settings = yaml.safe_load(Path(settings).read_text()) or {}
         if not isinstance(settings, dict):
             raise ValueError("inference settings must be a mapping")
         self._validate(settings)
         self.inference_settings = dict(settings)
+        return dict(self.inference_settings)
 
     # -- images -----------------------------------------------------------------------------------
 
     def inference_image_path(self, image_path: str | Path) -> dict[str, Any]:
         path = Path(image_path)
         with path.open("rb") as handle:
-            result = self._post("inference_image", files=[("files", (path.name, handle))])
-        return result["annotation"]
+            return self._post("inference_image", files=[("files", (path.name, handle))])
 
     def inference_image_paths(self, image_paths: list[str | Path]) -> list[dict[str, Any]]:
         files = [("files", (Path(p).name, Path(p).read_bytes())) for p in image_paths]
-        return [r["annotation"] for r in self._post("inference_batch", files=files)]
+        return self._post("inference_batch", files=files)
 
     def inference_image_url(self, url: str) -> dict[str, Any]:
-        return self._post("inference_image_url", {"image_url": url})["annotation"]
+        return self._post("inference_image_url", {"image_url": url})
 
     def inference_image_id(self, image_id: int, upload: bool = False) -> dict[str, Any]:
-        return self._post("inference_image_id", {"image_id": image_id, "upload": upload})["annotation"]
+        return self._post("inference_image_id", {"image_id": image_id, "upload": upload})
 
     def inference_image_ids(self, image_ids: list[int]) -> list[dict[str, Any]]:
-        return [r["annotation"] for r in self._post("inference_batch_ids", {"batch_ids": list(image_ids)})]
+        return self._post("inference_batch_ids", {"batch_ids": list(image_ids)})
 
     # -- videos -----------------------------------------------------------------------------------
 
@@ -147,7 +150,7 @@ class Session:
         frames_direction: str | None = None,
     ) -> list[dict[str, Any]]:
         state = {"videoId": video_id, **self._video_state(start_frame_index, frames_count, frames_direction)}
-        return [r["annotation"] for r in self._post("inference_video_id", state)["ann"]]
+        return self._post("inference_video_id", state)["ann"]
 
     def inference_video_id_async(
         self,
@@ -193,7 +196,7 @@ class Session:
 
 
 class AsyncInference(Iterator[dict[str, Any]]):
-    """Results of an asynchronous request as they come; `len()` is the number of frames or images."""
+    """Result dicts of an asynchronous request as they come; `len()` is the number of frames or images."""
 
     def __init__(self, session: Session, request_uuid: str) -> None:
         self.session = session
@@ -235,7 +238,7 @@ class AsyncInference(Iterator[dict[str, Any]]):
                 raise StopIteration
             progress = self._call("pop_inference_results")
             self._raise_on_error(progress)
-            self._queue.extend(r["annotation"] for r in progress["pending_results"])
+            self._queue.extend(progress["pending_results"])
             if not progress["is_inferring"]:
                 self._done = True
             elif not self._queue:

@@ -2,6 +2,12 @@
 
 A card lives inside the ONNX file (`metadata_props["fovea.card"]`, JSON) so that a weights file is
 self-describing; a side-car `model.yaml` / `model.json` next to a plain ONNX file describes it too.
+
+`input.window` fixes how scanner values (NIfTI voxels, DICOM pixels after RescaleSlope/Intercept, e.g. Hounsfield
+units for CT) become the 0..255 range that `scale`, `mean` and `std` then normalise: `{level: 40, width: 400}` maps
+-160..240 HU, `{range: [0, 1000]}` maps 0..1000; values outside are clipped. Every scan then reaches the network
+with the same intensities. Without a window a scan is min-max scaled over its own range, as before. Raster images
+(PNG, JPEG...) have no scanner units: the window does not apply to them. See docs/model-card.md.
 """
 
 from __future__ import annotations
@@ -51,6 +57,33 @@ class ClassInfo(_Strict):
 ResizeMode = Literal["stretch", "letterbox", "center_crop"]
 
 
+class Window(_Strict):
+    """Scanner values mapped linearly onto 0..255: `level` and `width` (a DICOM/HU window), or a fixed `range`."""
+
+    level: float | None = None
+    width: float | None = Field(None, gt=0)
+    range: tuple[float, float] | None = None
+
+    @model_validator(mode="after")
+    def _one_form(self) -> Window:
+        centred = self.level is not None or self.width is not None
+        if centred == (self.range is not None):
+            raise ValueError("a window is either `level` and `width` or `range: [low, high]`")
+        if centred and (self.level is None or self.width is None):
+            raise ValueError("a window needs both `level` and `width`")
+        if self.range is not None and not self.range[0] < self.range[1]:
+            raise ValueError("a window's range must be [low, high] with low < high")
+        return self
+
+    @property
+    def bounds(self) -> tuple[float, float]:
+        """(low, high): the scanner values that become 0 and 255."""
+        if self.range is not None:
+            return self.range
+        half = self.width / 2  # type: ignore[operator]
+        return self.level - half, self.level + half  # type: ignore[operator]
+
+
 class InputSpec(_Strict):
     """How an image becomes the network's input tensor."""
 
@@ -66,6 +99,7 @@ class InputSpec(_Strict):
     std: tuple[float, ...] = (1.0, 1.0, 1.0)
     dtype: Literal["float32", "float16", "uint8"] = "float32"
     dynamic_batch: bool = True
+    window: Window | None = None  # scanner values to 0..255 (volumes, DICOM); min-max per scan when None
 
     @property
     def channels(self) -> int:
@@ -114,6 +148,7 @@ class DecoderSpec(_Strict):
     box_format: Literal["xyxy", "xywh", "cxcywh"] = "xyxy"  # detection boxes in network pixels ...
     normalized_boxes: bool = False  # ... or as fractions of the network input size
     background_index: int | None = None  # segmentation/detection class that is not reported
+    unclip_ratio: float = Field(0.0, ge=0)  # sigmoid_threshold: grow each mask region (DBNet's unclip); 0 = off
 
 
 class Provenance(_Strict):
@@ -161,6 +196,10 @@ class ModelCard(_Strict):
                 raise ValueError("a regression card needs `regressions` (the names of its outputs)")
         elif not self.classes:
             raise ValueError(f"a {self.task} card needs `classes`")
+        if self.decoder.unclip_ratio and self.decoder.kind != "sigmoid_threshold":
+            raise ValueError("decoder.unclip_ratio applies to the sigmoid_threshold decoder only")
+        if self.task is Task.DETECTION and self.input.dims == 3:
+            raise ValueError("3-D detection is not supported (a 3-D model classifies, segments or regresses)")
         names = [c.name for c in self.classes]
         if len(set(names)) != len(names):
             raise ValueError("class names must be unique")
@@ -198,7 +237,9 @@ class ModelCard(_Strict):
     # -- serialisation ---------------------------------------------------------------------------
 
     def to_json(self) -> str:
-        return self.model_dump_json(exclude_defaults=False)
+        # A card without a window is written as before it had the field, so older readers still load it.
+        exclude = {"input": {"window"}} if self.input.window is None else None
+        return self.model_dump_json(exclude_defaults=False, exclude=exclude)
 
     @classmethod
     def from_data(cls, data: Any, origin: str = "card") -> ModelCard:

@@ -29,8 +29,10 @@ __all__ = [
     "QuantizationReport",
     "build_module",
     "check_parity",
+    "load_weights",
     "quantize_dynamic",
     "sample_input",
+    "timm_card",
     "to_onnx",
     "to_torchscript",
 ]
@@ -169,13 +171,18 @@ def to_torchscript(
 
 
 def build_module(factory: str, *, num_classes: int, checkpoint: str | Path | None = None) -> torch.nn.Module:
-    """A module from `package.module:function` (given num_classes) or `timm:ARCH`, with a state_dict."""
-    import torch
+    """A module from `package.module:function` (given num_classes) or `timm:ARCH`, with a state_dict.
 
+    `checkpoint` is a saved state_dict, or a checkpoint holding one under `state_dict` (PyTorch Lightning's
+    `.ckpt`, whose keys carry the LightningModule's attribute name: `model.`, `net.`...; see `load_weights`).
+    """
     if factory.startswith("timm:"):
         import timm
 
-        module = timm.create_model(factory[5:], pretrained=False, num_classes=num_classes)
+        try:
+            module = timm.create_model(factory[5:], pretrained=False, num_classes=num_classes)
+        except RuntimeError as exc:  # timm's "Unknown model"
+            raise ExportError(f"timm cannot build {factory[5:]!r}: {exc}") from None
     else:
         module_name, _, attribute = factory.partition(":")
         if not attribute:
@@ -186,9 +193,90 @@ def build_module(factory: str, *, num_classes: int, checkpoint: str | Path | Non
             raise ExportError(f"cannot import {factory}: {exc}") from None
         module = make(num_classes=num_classes)
     if checkpoint is not None:
-        state = torch.load(str(checkpoint), map_location="cpu", weights_only=True)
-        module.load_state_dict(state.get("state_dict", state) if isinstance(state, dict) else state)
+        load_weights(module, checkpoint)
     return module.eval()
+
+
+def load_weights(module: torch.nn.Module, checkpoint: str | Path) -> None:
+    """Load a state_dict file, or a training checkpoint's `state_dict`, into `module` (strictly).
+
+    Training wrappers prefix the network's keys with their attribute (`model.conv1.weight`), and may keep other
+    modules beside it (a loss with weights, an EMA copy). The prefix whose keys are exactly the module's is
+    stripped and the rest ignored; when none fits, the error names what is missing and what is left over.
+    Only tensors and plain containers are unpickled (`weights_only`): a checkpoint cannot run code.
+    """
+    import pickle
+
+    import torch
+
+    try:
+        state = torch.load(str(checkpoint), map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ExportError(f"cannot read {checkpoint} as a checkpoint of tensors: {first}") from None
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ExportError(f"{checkpoint} holds no state_dict (a mapping of names to tensors)")
+    wanted = set(module.state_dict())
+    state = _unprefixed(state, wanted)
+    missing, unexpected = sorted(wanted - set(state)), sorted(set(state) - wanted)
+    if missing or unexpected:
+        raise ExportError(
+            f"{checkpoint} does not fit the module: missing {_few(missing)}, unexpected {_few(unexpected)}"
+        )
+    try:
+        module.load_state_dict(state)
+    except RuntimeError as exc:  # shapes that differ
+        raise ExportError(f"{checkpoint} does not fit the module: {str(exc).strip().splitlines()[-1]}") from None
+
+
+def _unprefixed(state: dict[str, Any], wanted: set[str]) -> dict[str, Any]:
+    """`state` with the key prefix (`model.`, `net.`, `model.backbone.`, `module.`...) that makes its keys the
+    module's; `state` itself when its keys already are, or when no prefix does."""
+    if wanted <= set(state):
+        return {k: v for k, v in state.items() if k in wanted}
+    prefixes = {".".join(k.split(".")[:depth]) + "." for k in state for depth in (1, 2, 3) if k.count(".") >= depth}
+    for prefix in sorted(prefixes, key=len):
+        stripped = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+        if set(stripped) == wanted:
+            return stripped
+    return state
+
+
+def _few(names: list[str], shown: int = 3) -> str:
+    if not names:
+        return "none"
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
+
+
+def timm_card(card: ModelCard, module: torch.nn.Module) -> ModelCard:
+    """`card` with its input preprocessing taken from timm's data config for `module`
+    (`timm.data.resolve_data_config`: input size, mean, std, crop), wherever the card does not set it itself.
+
+    timm's eval transform resizes the shorter side to size / crop_pct and crops the centre ("center" crop mode),
+    or resizes to the size ("squash"): Fovea's `center_crop` and `stretch`. Pixels are scaled to 0..1 first.
+    """
+    from timm.data import resolve_data_config
+
+    config = resolve_data_config({}, model=module)
+    channels, *size = config["input_size"]
+    derived = {
+        "color": "GRAY" if channels == 1 else "RGB",
+        "size": tuple(size),
+        "resize": "stretch" if config.get("crop_mode") == "squash" else "center_crop",
+        "crop_pct": float(config.get("crop_pct") or 1.0),
+        "scale": 1 / 255,
+        "mean": tuple(float(m) for m in config["mean"]),
+        "std": tuple(float(s) for s in config["std"]),
+    }
+    given = card.input.model_dump(exclude_unset=True)
+    spec = InputSpec.model_validate({**derived, **given})
+    architecture = card.provenance.architecture or getattr(module, "default_cfg", {}).get("architecture")
+    return card.model_copy(
+        update={"input": spec, "provenance": card.provenance.model_copy(update={"architecture": architecture})}
+    )
 
 
 # -- helpers --------------------------------------------------------------------------------------

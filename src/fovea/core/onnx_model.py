@@ -21,7 +21,6 @@ from fovea.core.model import BaseInferenceModel
 from fovea.core.predictions import Prediction, Task
 from fovea.core.preprocess import Preprocessor
 from fovea.core.settings import resolve_settings
-from fovea.core.tasks.segmentation import decode_volume
 from fovea.errors import CardError, InputError
 
 Source = str | Path | bytes | np.ndarray | Image
@@ -114,7 +113,9 @@ class OnnxModel(BaseInferenceModel):
         """Decode one input, letting large JPEGs decode at reduced scale for this model's input size."""
         if isinstance(source, Image):
             return source
-        return read_input(source, limits=self.limits, min_size=self.preprocessor.min_decode_size)
+        return read_input(
+            source, limits=self.limits, min_size=self.preprocessor.min_decode_size, window=self.preprocessor.window
+        )
 
     def predict(self, source: Source | Volume, settings: Mapping[str, Any] | None = None) -> Prediction:
         """Predict on one image (path, encoded bytes, array or Image); a volume goes to `predict_volume`."""
@@ -152,7 +153,7 @@ class OnnxModel(BaseInferenceModel):
         """Run a 2-D model on every slice of a volume, batched; one prediction per slice."""
         if self.card.input.dims != 2:
             raise InputError(f"{self.card.name} is a 3-D model; use predict_volume")
-        images = [volume.slice_image(i) for i in range(volume.size[0])]
+        images = self.preprocessor.slice_images(volume)
         size = self._batch_size(8)
         predictions: list[Prediction] = []
         for start in range(0, len(images), size):
@@ -162,7 +163,8 @@ class OnnxModel(BaseInferenceModel):
     def predict_volume(
         self, source: Volume | Source | Sequence[Source], settings: Mapping[str, Any] | None = None
     ) -> Prediction:
-        """Segment a volume: a 3-D model on the resized volume, or a 2-D model slice by slice.
+        """One prediction for a whole volume: a 3-D model on the resized volume (segmentation masks over the
+        volume, or one class ranking or set of values for it), or a 2-D segmenter slice by slice.
 
         `source` is a Volume, a NIfTI file or bytes, or a list of DICOM files (a series).
         """
@@ -170,11 +172,14 @@ class OnnxModel(BaseInferenceModel):
         resolved = resolve_settings(self.card, settings)
         if self.card.input.dims == 3:
             outputs = self.run(self.preprocessor.volume(volume), self.network)
-            prediction = decode_volume(self.card, outputs[0], volume.size, resolved)
+            prediction = tasks.decode_volume(self.card, outputs, volume.size, resolved)
         elif self.card.task is Task.SEGMENTATION:
             prediction = _stack_slices(self.predict_slices(volume, resolved), volume.size, self.card.class_names)
         else:
-            raise InputError(f"{self.card.task} model {self.card.name}: a volume needs predict_slices")
+            raise InputError(
+                f"{self.card.name} is a 2-D {self.card.task} model: it predicts on images or on each slice of a volume "
+                "(predict_slices), not on a whole volume"
+            )
         prediction.source = volume.name
         return prediction
 
@@ -195,6 +200,11 @@ class OnnxModel(BaseInferenceModel):
     def _predict_images(
         self, images: list[Image], settings: Mapping[str, Any] | None, engine: OnnxEngine
     ) -> list[Prediction]:
+        if self.card.input.dims == 3 and images:
+            raise InputError(
+                f"{images[0].name or 'input'} is a 2-D image, but {self.card.name} is a 3-D model: "
+                "it takes volumes (NIfTI, a DICOM series or a multi-frame DICOM file)"
+            )
         batch = self.preprocess(images)
         return self.postprocess((self.run(batch.tensor, engine), batch), settings)
 

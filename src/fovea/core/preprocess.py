@@ -1,4 +1,8 @@
-"""Images to network tensors, driven by the card's input spec."""
+"""Images to network tensors, driven by the card's input spec.
+
+Scans (volumes, DICOM frames) first become 0..255: over the card's `input.window` when it has one, so every scan
+of one modality reaches the network with the same intensities, else over each scan's own range.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import numpy as np
 
 from fovea.core.card import InputSpec
 from fovea.core.geometry import Geometry, resize_image, resize_volume
+from fovea.core.io.arrays import window_to_uint8
 from fovea.core.io.media import Image, Volume
 
 
@@ -22,6 +27,7 @@ class Preprocessor:
         self._mul = (np.float32(spec.scale) / std).astype(np.float32)
         self._add = (-mean / std).astype(np.float32)
         self.dtype = np.dtype(spec.dtype)
+        self.window = spec.window.bounds if spec.window is not None else None  # scanner values to 0..255
 
     @property
     def min_decode_size(self) -> tuple[int, int]:
@@ -74,9 +80,21 @@ class Preprocessor:
             geometries.append(geometry)
         return batch, geometries
 
+    def gray_levels(self, volume: Volume) -> np.ndarray:
+        """The volume as uint8 0..255: over the card's window, else over the volume's own range."""
+        return volume.to_uint8() if self.window is None else window_to_uint8(volume.voxels, self.window)
+
+    def slice_images(self, volume: Volume) -> list[Image]:
+        """Every slice as an RGB `Image` (gray replicated) for a 2-D model, named after the slice."""
+        levels = self.gray_levels(volume)
+        return [
+            Image(np.repeat(plane[:, :, None], 3, axis=2), name=name)
+            for plane, name in zip(levels, volume.slice_names, strict=True)
+        ]
+
     def volume(self, volume: Volume) -> np.ndarray:
-        """A (1, C, D, H, W) tensor for a 3-D model: the volume scaled to 0..255, resized, normalised."""
-        voxels = resize_volume(volume.to_uint8().astype(np.float32), self.spec.size)
+        """A (1, C, D, H, W) tensor for a 3-D model: the volume as 0..255 gray levels, resized, normalised."""
+        voxels = resize_volume(self.gray_levels(volume).astype(np.float32), self.spec.size)
         values = voxels * self._mul[0] + self._add[0]
         values = np.repeat(values[None], self.spec.channels, axis=0)
         return values[None].astype(self.dtype)

@@ -284,3 +284,31 @@ def write_dataset_yaml(
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return Path(path)
+
+
+# -- colour types (§1.5) -----------------------------------------------------------------------------
+
+CTYPE_CHANNELS = {"GRAY": 1, "RGB": 3, "BGR": 3, "HSV": 3, "YCBCR": 3, "RGBA": 4}  # NONE: the files' own channels
+SERVED_COLORS = ("GRAY", "RGB", "BGR")  # the colours a model card can ask serving to convert an image to
+
+
+def served_color(ctype: str, planes: int = 1, channels: int | None = None) -> str:
+    """The model-card colour under which serving computes the input training reads as `ctype` from `planes` files.
+
+    Serving takes one image per input and converts it to RGB, BGR or GRAY; training's other colour types and
+    multi-plane samples would reach a trained network as inputs no request can give it, so they are refused here
+    with the reason. `channels` settles NONE (the decoded channels: 1 is GRAY, 3 is RGB).
+    """
+    if planes > 1:
+        raise InputError(
+            f"multi-plane samples ({planes} planes stacked as channels) train a network that serving cannot feed "
+            "(a request carries one image)"
+        )
+    if ctype == "NONE" and channels in (1, 3):
+        return "GRAY" if channels == 1 else "RGB"
+    if ctype not in SERVED_COLORS:
+        raise InputError(
+            f"colour type {ctype} trains a network that serving cannot feed (model cards convert images to "
+            f"{', '.join(SERVED_COLORS)}): use one of those"
+        )
+    return ctype

@@ -15,8 +15,9 @@ from fovea.jobs.inference import run_inference
 from fovea.jobs.progress import mark_failed
 from fovea.jobs.training import run_training
 from fovea.paths import keep_private
+from fovea.platform.enums import ProcessType
 
-TASK_NAMES = {"testing": "fovea.inference", "training": "fovea.training"}
+TASK_NAMES = {ProcessType.INFERENCE: "fovea.inference", ProcessType.TRAINING: "fovea.training"}
 
 
 def make_app(broker_url: str) -> Celery:
@@ -38,12 +39,12 @@ def _private_files(**_: Any) -> None:
     keep_private()
 
 
-@app.task(name=TASK_NAMES["testing"])
+@app.task(name=TASK_NAMES[ProcessType.INFERENCE])
 def inference_task(process_id: str, db_url: str, storage: str) -> None:
     run_inference(process_id, db_url, storage)
 
 
-@app.task(name=TASK_NAMES["training"])
+@app.task(name=TASK_NAMES[ProcessType.TRAINING])
 def training_task(process_id: str, db_url: str, storage: str) -> None:
     run_training(process_id, db_url, storage)
 

@@ -2,10 +2,17 @@
 
 The job writes the weights' file and activates their row only while that row is still the one it was registered
 for (`weights.process_id` is the download's id); weights deleted meanwhile fail the download and nothing is written.
+
+While it fetches and validates, the job stamps the download's `updated` column every HEARTBEAT_S, so a long fetch
+is never taken by the stale sweep (FOVEA_STALE_AFTER_S) for a download whose worker was lost; a lost worker stops
+stamping. Both steps have their own time limits, so the stamps cannot keep a stuck download alive for ever.
 """
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -19,11 +26,12 @@ from fovea.errors import FoveaError
 from fovea.paths import atomic_path
 from fovea.platform.auth import now
 from fovea.platform.db import Database
+from fovea.platform.enums import UNFINISHED, ProcessState
 from fovea.platform.models import Weights, WeightsDownload
 from fovea.platform.onnx_check import validate_onnx
 from fovea.platform.weights import file_path
 
-UNFINISHED = ("pending", "running")
+HEARTBEAT_S = 1.0  # how often a running download stamps `updated`: one small UPDATE a second at most
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,16 +48,17 @@ def run_download(download_id: str, db_url: str, storage: str, allow_hosts: list[
         job = _claim(db, download_id)
         if job is None:
             return
-        try:
-            data, _ = fetch_url(job.url, limits=Limits(allow_private_hosts=tuple(allow_hosts)))
-        except FoveaError as exc:
-            _fail(db, download_id, f"download failed: {exc}")
-            return
-        try:
-            card = validate_onnx(data, job.task_id, job.classes, job.layer)
-        except FoveaError as exc:
-            _fail(db, download_id, str(exc))
-            return
+        with _heartbeat(db, download_id):
+            try:
+                data, _ = fetch_url(job.url, limits=Limits(allow_private_hosts=tuple(allow_hosts)))
+            except FoveaError as exc:
+                _fail(db, download_id, f"download failed: {exc}")
+                return
+            try:
+                card = validate_onnx(data, job.task_id, job.classes, job.layer)
+            except FoveaError as exc:
+                _fail(db, download_id, str(exc))
+                return
         _activate(db, download_id, data, card, Path(storage))
     except Exception as exc:  # any other failure is reported, never left "running"
         _fail(db, download_id, f"{type(exc).__name__}: {exc}")
@@ -79,9 +88,35 @@ def fail_stale_downloads(session: Session, stale_after_s: float) -> int:
     """
     cutoff = now() - timedelta(seconds=stale_after_s)
     silent = or_(WeightsDownload.updated < cutoff, WeightsDownload.updated.is_(None))  # None: from before 0010
-    query = select(WeightsDownload.id).where(WeightsDownload.state == "running", silent)
+    query = select(WeightsDownload.id).where(WeightsDownload.state == ProcessState.RUNNING, silent)
     reason = f"no progress for {stale_after_s:.0f} s: the worker running it was lost"
     return sum(_fail_in(session, download_id, reason) for download_id in session.scalars(query).all())
+
+
+@contextmanager
+def _heartbeat(db: Database, download_id: str) -> Iterator[None]:
+    """Stamp the running download's `updated` every HEARTBEAT_S while the block runs (in a thread of this worker,
+    so the stamps end with it)."""
+    done = threading.Event()
+
+    def beat() -> None:
+        while not done.wait(HEARTBEAT_S):
+            try:
+                with db.transaction() as session:
+                    stamp = update(WeightsDownload).where(
+                        WeightsDownload.id == download_id, WeightsDownload.state == ProcessState.RUNNING
+                    )
+                    session.execute(stamp.values(updated=now()))
+            except Exception:  # a busy database: the next beat tries again
+                continue
+
+    thread = threading.Thread(target=beat, name=f"download-heartbeat-{download_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
 
 
 def _target(session: Session, download: WeightsDownload) -> Weights | None:
@@ -94,13 +129,14 @@ def _claim(db: Database, download_id: str) -> _Job | None:
     """Move a pending download to running; None (nothing to do) when it is gone, already ran, or lost its weights."""
     with db.transaction() as session:
         download = session.get(WeightsDownload, download_id)
-        if download is None or download.state != "pending":
+        if download is None or download.state != ProcessState.PENDING:
             return None
         weights = _target(session, download)
         if weights is None:
             _fail_in(session, download_id, "the weights were deleted before the download started")
             return None
-        if not _move(session, download_id, ("pending",), state="running"):  # a redelivered message: already taken
+        # Not pending any more: a redelivered message, already taken.
+        if not _move(session, download_id, (ProcessState.PENDING,), state=ProcessState.RUNNING):
             return None
         classes = weights.classes.split(",") if weights.classes else None
         return _Job(download.url, download.task_id, classes, weights.layer_to_remove)
@@ -116,7 +152,8 @@ def _activate(db: Database, download_id: str, data: bytes, card: ModelCard | Non
             if weights is None:
                 _fail_in(session, download_id, "the weights were deleted while they downloaded")
                 return
-            if not _move(session, download_id, ("running",), state="finished"):  # failed from outside meanwhile
+            # Not running any more: failed from outside meanwhile.
+            if not _move(session, download_id, (ProcessState.RUNNING,), state=ProcessState.FINISHED):
                 return
             written = file_path(storage, weights.id)
             with atomic_path(written) as tmp:
@@ -149,7 +186,7 @@ def _fail(db: Database, download_id: str, reason: str) -> None:
 def _fail_in(session: Session, download_id: str, reason: str) -> bool:
     """The download failed, once (False when it had already ended): its inactive weights go, the reason stays for
     weightsStatus."""
-    if not _move(session, download_id, UNFINISHED, state="failed", error=reason):
+    if not _move(session, download_id, UNFINISHED, state=ProcessState.FAILED, error=reason):
         return False
     weights = _target(session, session.get(WeightsDownload, download_id))
     if weights is not None and not weights.is_active:

@@ -19,9 +19,10 @@ from fovea.jobs.progress import mark_failed
 from fovea.jobs.training import run_training
 from fovea.platform import processes
 from fovea.platform.db import Database
+from fovea.platform.enums import ProcessState, ProcessType
 from fovea.platform.models import Process, WeightsDownload
 
-JOBS = {"testing": run_inference, "training": run_training}
+JOBS = {ProcessType.INFERENCE: run_inference, ProcessType.TRAINING: run_training}
 
 
 class LocalExecutor:
@@ -48,7 +49,7 @@ class LocalExecutor:
             return processes.fail_orphans(session, self.runner) + fail_orphaned_downloads(session, self.runner)
 
     def submit_process(self, process_type: str, process_id: str, db_url: str, storage: Path) -> None:
-        """Queue a training or an inference (`process_type` "training" or "testing")."""
+        """Queue a training or an inference (a `ProcessType`)."""
         self._own(db_url, Process, process_id)
         future = self._submit(JOBS[process_type], process_id, db_url, str(storage))
         future.add_done_callback(lambda result: self._settle(result, lambda why: mark_failed(db_url, process_id, why)))
@@ -64,9 +65,8 @@ class LocalExecutor:
         database = Database(db_url)
         try:
             with database.transaction() as session:
-                session.execute(
-                    update(table).where(table.id == job_id, table.state == "pending").values(runner=self.runner)
-                )
+                pending = update(table).where(table.id == job_id, table.state == ProcessState.PENDING)
+                session.execute(pending.values(runner=self.runner))
         finally:
             database.dispose()
 

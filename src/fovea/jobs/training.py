@@ -11,11 +11,11 @@ import json
 from pathlib import Path
 
 from fovea.core.card import load_card
-from fovea.jobs.progress import check_stop, claim, run_job, write_line
+from fovea.jobs.progress import check_stop, claim_inputs, run_job, write_line
 from fovea.platform.datasets import yaml_path
 from fovea.platform.db import Database
-from fovea.platform.models import Dataset, Training, Weights
-from fovea.platform.onnx_check import TASKS_BY_ID
+from fovea.platform.enums import ProcessState, TaskId
+from fovea.platform.models import Training, Weights
 from fovea.platform.processes import settle
 from fovea.platform.weights import file_path
 
@@ -28,24 +28,26 @@ def run_training(process_id: str, db_url: str, storage: str) -> None:
 def _run(db: Database, process_id: str, storage: Path) -> None:
     from fovea.training.pipeline import TrainingJob
 
+    gone = "the pretrained weights, the dataset or the new weights were deleted"
     with db.transaction() as session:
-        process = claim(session, process_id)
-        if process is None:
+        claimed = claim_inputs(session, process_id, gone)
+        if claimed is None:
             return
+        process, parent, dataset = claimed
         training = session.query(Training).filter_by(process_id=process_id).one()
-        parent = session.get(Weights, process.weights_id) if process.weights_id else None
-        dataset = session.get(Dataset, process.dataset_id) if process.dataset_id else None
-        if parent is None or dataset is None or training.weights_id is None:
-            raise RuntimeError("the pretrained weights, the dataset or the new weights were deleted")
+        if training.weights_id is None:
+            raise RuntimeError(gone)
         target = training.weights_id
         job = TrainingJob(
-            task=TASKS_BY_ID[dataset.task_id].value,
+            task=TaskId(dataset.task_id).task.value,
             settings=json.loads(process.settings),
             parent_file=file_path(storage, parent.id),
             parent_name=parent.name,
             yaml_path=yaml_path(dataset, storage),  # checked to stay under storage/datasets
             dataset_name=dataset.name,
             gray=dataset.ctype == "GRAY",
+            ctype=dataset.ctype,
+            ctype_gt=dataset.ctype_gt,
             out=file_path(storage, target),
             process_id=process_id,
         )
@@ -61,7 +63,7 @@ def _activate(db: Database, process_id: str, target: int, storage: Path) -> None
         if weights is None or weights.process_id != process_id:
             file_path(storage, target).unlink(missing_ok=True)
             raise RuntimeError("the new weights were deleted while the training ran")
-        if not settle(session, process_id, "finished"):  # stopped, or failed from outside meanwhile
+        if not settle(session, process_id, ProcessState.FINISHED):  # stopped, or failed from outside meanwhile
             return
         weights.is_active = True
         weights.card = load_card(file_path(storage, weights.id)).to_json()

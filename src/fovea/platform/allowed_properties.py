@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 from typing import Any
@@ -67,12 +68,14 @@ def check_value(prop: Property, value: str) -> str:
             raise invalid(f"{value!r} is not one of {prop.values}")
         return choices[value.strip().lower()]
     if name.endswith("augmentations"):
+        from fovea.training.augment_grammar import AugmentationError, parse
+
+        # With the `train` extra the tree is also built once, so albumentations' own limits fail now, not in the
+        # job; a serving-only install checks the grammar alone.
+        with contextlib.suppress(ImportError):
+            from fovea.training.augmentations import parse_augmentations as parse
         try:
-            from fovea.training.augmentations import AugmentationError, parse_augmentations
-        except ImportError:  # the serving-only install: strings cannot be checked, so cannot be accepted
-            raise invalid("augmentation strings need the `train` extra (pip install fovea[train])") from None
-        try:
-            parse_augmentations(value)
+            parse(value)
         except AugmentationError as exc:
             raise invalid(str(exc)) from None
     return value

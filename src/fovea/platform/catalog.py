@@ -7,17 +7,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from fovea.platform.enums import SEEDED_TASKS
 from fovea.platform.errors import InputError, NotFound
 from fovea.platform.models import ArchModel, Task
-
-# Ids are stable: the tutorials use them (reference/backend-api.md §12).
-SEEDED_TASKS = {
-    1: "Classification",
-    2: "Segmentation",
-    3: "Detection",
-    4: "Multi-label classification",
-    5: "Regression",
-}
 
 
 def task_json(task: Task) -> dict[str, Any]:
@@ -68,6 +60,6 @@ def create_model(db: Session, name: Any, task_id: Any) -> ArchModel:
 
 
 def seed_tasks(db: Session) -> None:
-    for task_id, name in SEEDED_TASKS.items():
-        if db.get(Task, task_id) is None:
-            db.add(Task(id=task_id, name=name))
+    for task_id, name in SEEDED_TASKS.items():  # ids are stable: the tutorials use them (backend-api.md §12)
+        if db.get(Task, int(task_id)) is None:
+            db.add(Task(id=int(task_id), name=name))

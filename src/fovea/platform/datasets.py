@@ -16,12 +16,12 @@ from fovea.core.io import Volume, read_input, sniff
 from fovea.datasets import DatasetSpec, load_dataset_yaml
 from fovea.datasets.files import dataset_file, file_inside
 from fovea.platform.archives import extract_zip, find_dataset_yaml
+from fovea.platform.enums import TaskId
 from fovea.platform.errors import Forbidden, InputError, NotFound
 from fovea.platform.models import OWN, Dataset, DatasetMember, Process, Task, User
 from fovea.platform.sharing import check_not_in_use, parse_members
 
 CTYPES = ("NONE", "GRAY", "RGB", "RGBA", "BGR", "HSV", "YCBCR")
-SEGMENTATION, DETECTION, MULTILABEL, REGRESSION = 2, 3, 4, 5
 MEDIA_KINDS = {"png", "jpeg", "bmp", "tiff", "dicom", "nifti"}
 MAX_PROBLEMS = 50
 
@@ -85,7 +85,7 @@ def spec_of(d: Dataset, storage: Path) -> DatasetSpec:
     and browsing asks for it once per thumbnail."""
     path = yaml_path(d, storage)
     stat = path.stat()
-    return _parsed(str(path), stat.st_mtime_ns, stat.st_size, d.task_id == SEGMENTATION)
+    return _parsed(str(path), stat.st_mtime_ns, stat.st_size, d.task_id == TaskId.SEGMENTATION)
 
 
 @functools.lru_cache(maxsize=16)
@@ -104,7 +104,7 @@ def create_dataset(
     if not isinstance(task_id, int) or isinstance(task_id, bool) or db.get(Task, task_id) is None:
         raise InputError(f"task {task_id!r} does not exist", {"fields": {"task_id": ["Unknown task."]}})
     ctype = fields.get("ctype") or "RGB"
-    ctype_gt = fields.get("ctype_gt") or ("GRAY" if task_id == SEGMENTATION else None)
+    ctype_gt = fields.get("ctype_gt") or ("GRAY" if task_id == TaskId.SEGMENTATION else None)
     for key, value in (("ctype", ctype), ("ctype_gt", ctype_gt)):
         if value is not None and value not in CTYPES:
             raise InputError(f"{key} must be one of {', '.join(CTYPES)}")
@@ -113,7 +113,7 @@ def create_dataset(
     try:
         extract_zip(archive, folder)
         yaml_path = find_dataset_yaml(folder)
-        spec = load_dataset_yaml(yaml_path, segmentation=task_id == SEGMENTATION)
+        spec = load_dataset_yaml(yaml_path, segmentation=task_id == TaskId.SEGMENTATION)
         problems = check_spec(spec, task_id, yaml_path.parent)
         if problems:
             raise InputError("invalid dataset", {"problems": problems[:MAX_PROBLEMS]})
@@ -138,20 +138,20 @@ def create_dataset(
 def check_spec(spec: DatasetSpec, task_id: int, root: Path) -> list[str]:
     """Problems with the files a spec names and with what its task needs (empty when all is well)."""
     problems: list[str] = []
-    if task_id == 1 and len(spec.classes) < 2:
+    if task_id == TaskId.CLASSIFICATION and len(spec.classes) < 2:
         problems.append("classes: a classification dataset needs at least 2 classes")
-    if task_id == REGRESSION and not spec.features:
+    if task_id == TaskId.REGRESSION and not spec.features:
         problems.append("features: a regression dataset needs at least one feature")
     for i, sample in enumerate(spec.samples):
         locations = sample.location if isinstance(sample.location, list) else [sample.location]
         for location in locations:
             problems += _file_problem(root, location, f"images[{i}].location")
         if sample.label is not None:
-            if task_id in (DETECTION, REGRESSION):
+            if task_id in (TaskId.DETECTION, TaskId.REGRESSION):
                 problems.append(f"images[{i}].label: labels are not allowed for this task")
-            elif task_id == SEGMENTATION and isinstance(sample.label, str):
+            elif task_id == TaskId.SEGMENTATION and isinstance(sample.label, str):
                 problems += _file_problem(root, sample.label, f"images[{i}].label")
-            elif task_id == 1 and isinstance(sample.label, list) and len(sample.label) != 1:
+            elif task_id == TaskId.CLASSIFICATION and isinstance(sample.label, list) and len(sample.label) != 1:
                 problems.append(f"images[{i}].label: a classification image has exactly one class")
         if len(problems) >= MAX_PROBLEMS:
             break

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from fovea.core.card import load_card
 from fovea.paths import atomic_path
+from fovea.platform.enums import TaskId
 from fovea.platform.models import OWN, AllowedProperty, ArchModel, Dataset, DatasetMember, User, Weights, WeightsMember
 from fovea.platform.weights import file_path
 
@@ -23,18 +24,25 @@ from fovea.platform.weights import file_path
 @dataclass(frozen=True, slots=True)
 class DemoWeights:
     family: str  # the model (architecture family) it belongs to
-    task_id: int
+    task_id: TaskId
     filename: str  # in the zoo
     name: str
     on_digits: bool = False  # trained on the Digits dataset
     random_init: bool = False  # a starting point for training from scratch: no classes of its own
+    cuttable: bool = True  # False: pretrained end to end, its last convolution is no head to replace
 
 
 DEMO = [
-    DemoWeights("EfficientNet-Lite0", 1, "efficientnet-lite0-imagenet.onnx", "EfficientNet-Lite0_ImageNet"),
-    DemoWeights("LeNet", 1, "digits-lenet.onnx", "LeNet_Digits", on_digits=True),
-    DemoWeights("LeNet", 1, "lenet-random.onnx", "LeNet_RandomInit", random_init=True),
-    DemoWeights("U-Net", 2, "unet-random.onnx", "U-Net_RandomInit", random_init=True),
+    DemoWeights(
+        "EfficientNet-Lite0", TaskId.CLASSIFICATION, "efficientnet-lite0-imagenet.onnx", "EfficientNet-Lite0_ImageNet"
+    ),
+    DemoWeights("LeNet", TaskId.CLASSIFICATION, "digits-lenet.onnx", "LeNet_Digits", on_digits=True),
+    DemoWeights("LeNet", TaskId.CLASSIFICATION, "lenet-random.onnx", "LeNet_RandomInit", random_init=True),
+    DemoWeights("U-Net", TaskId.SEGMENTATION, "unet-random.onnx", "U-Net_RandomInit", random_init=True),
+    DemoWeights(
+        "RetinaFace", TaskId.DETECTION, "retinaface-mobilenet-widerface.onnx", "RetinaFace_WIDERFace", cuttable=False
+    ),
+    DemoWeights("DBNet", TaskId.SEGMENTATION, "ppocrv6-det-text.onnx", "DBNet_PP-OCRv6-Text", cuttable=False),
 ]
 
 
@@ -97,7 +105,7 @@ def seed_demo_catalog(db: Session, admin: User, zoo: Path, storage: Path) -> Non
             model_id=model.id,
             dataset_id=digits.id if demo.on_digits and digits else None,
             public=True,
-            layer_to_remove=head_layer(source),
+            layer_to_remove=head_layer(source) if demo.cuttable else None,
             classes=None if demo.random_init else ",".join(card.class_names),
             card=card.to_json(),
             members=[WeightsMember(user_id=admin.id, permission=OWN)],
@@ -118,7 +126,7 @@ def _seed_digits(db: Session, admin: User, source: Path, storage: Path) -> Datas
     dataset = Dataset(
         name="Digits",
         path=str((folder / "digits.yml").relative_to(storage)),
-        task_id=1,
+        task_id=TaskId.CLASSIFICATION,
         public=True,
         ctype="GRAY",
         classes=classes,

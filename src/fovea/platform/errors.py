@@ -1,26 +1,10 @@
-"""Platform errors; the back-end maps each to one status code (the service layer never knows HTTP)."""
+"""Platform errors: the shared tree's (re-exported for the services) plus the OAuth token endpoint's own."""
 
 from __future__ import annotations
 
-from fovea.errors import FoveaError, InputError
+from fovea.errors import Conflict, Forbidden, FoveaError, InputError, NotFound, Unauthenticated
 
 __all__ = ["Conflict", "Forbidden", "InputError", "NotFound", "OAuthError", "Unauthenticated"]
-
-
-class NotFound(FoveaError):
-    """The object does not exist or the caller may not see it (404; existence never leaks)."""
-
-
-class Forbidden(FoveaError):
-    """The caller sees the object but lacks the level the action needs (403)."""
-
-
-class Conflict(FoveaError):
-    """The object is in use (e.g. by a pending or running process) and cannot be deleted now (409)."""
-
-
-class Unauthenticated(FoveaError):
-    """Missing, malformed, expired or revoked token (401)."""
 
 
 class OAuthError(FoveaError):

@@ -14,9 +14,9 @@ from sqlalchemy.orm import Session
 
 from fovea.core.predictions import Task
 from fovea.platform.allowed_properties import check_value, satisfies
+from fovea.platform.enums import TASKS_BY_ID
 from fovea.platform.errors import InputError
 from fovea.platform.models import AllowedProperty, Property
-from fovea.platform.onnx_check import TASKS_BY_ID
 
 TRAINING_NEEDS = ("Learning rate", "Loss function", "Epochs", "Batch size", "Metric", "Input height", "Input width")
 INFERENCE_RELEVANT = ("Batch size", "Input height", "Input width", "Metric", "Test augmentations")

@@ -14,7 +14,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from fovea.core.io import probe_video
+from fovea.core.io import DEFAULT_LIMITS, Limits, probe_video
+from fovea.core.io.limits import read_file
 from fovea.core.io.video import VIDEO_SUFFIXES
 from fovea.datasets.files import read_dataset_file
 from fovea.platform.auth import now
@@ -65,27 +66,30 @@ def delete_video(db: Session, user: User, video_id: int, storage: Path) -> Path:
 class SessionMedia:
     """The id resolvers of one deployed session, seen as its owner sees them."""
 
-    def __init__(self, db: Database, storage: Path, owner_id: int, dataset_id: int | None) -> None:
+    def __init__(
+        self, db: Database, storage: Path, owner_id: int, dataset_id: int | None, limits: Limits = DEFAULT_LIMITS
+    ) -> None:
         self.db, self.storage, self.owner_id, self.dataset_id = db, storage, owner_id, dataset_id
+        self.limits = limits  # the session's: no stored file is read past its byte limit
 
     def image(self, image_id: int) -> tuple[bytes, str]:
         if self.dataset_id is None:
-            raise LookupError("this session has no dataset: deploy it with `dataset_id` to predict on image ids")
+            raise NotFound("this session has no dataset: deploy it with `dataset_id` to predict on image ids")
         with self.db.transaction() as session:
             try:
                 dataset = get_dataset(session, session.get(User, self.owner_id), self.dataset_id)
             except NotFound:
-                raise LookupError(f"the dataset of this session ({self.dataset_id}) is gone") from None
+                raise NotFound(f"the dataset of this session ({self.dataset_id}) is gone") from None
             spec, root = spec_of(dataset, self.storage), yaml_path(dataset, self.storage).parent
         if not isinstance(image_id, int) or isinstance(image_id, bool) or not 0 <= image_id < len(spec.samples):
-            raise LookupError(f"image {image_id!r} is not in dataset {self.dataset_id}")
+            raise NotFound(f"image {image_id!r} is not in dataset {self.dataset_id}")
         location = first_plane(spec.samples[image_id].location)
-        return read_dataset_file(root, location, f"images[{image_id}]"), Path(location).name
+        return read_dataset_file(root, location, f"images[{image_id}]", self.limits), Path(location).name
 
     def video(self, video_id: int) -> tuple[bytes, str]:
         with self.db.transaction() as session:
             video = session.get(Video, video_id) if isinstance(video_id, int) else None
             if video is None or video.user_id != self.owner_id:
-                raise LookupError(f"video {video_id!r} is not known to this session")
+                raise NotFound(f"video {video_id!r} is not known to this session")
             path, name = videos_dir(self.storage) / video.filename, video.name
-        return path.read_bytes(), name
+        return read_file(path, self.limits, name=name), name

@@ -8,6 +8,7 @@ from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, String, Text, Uni
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from fovea.platform.db import Base
+from fovea.platform.enums import ProcessState
 
 OWN, VIEW = "OWN", "VIEW"
 # SQLite hands a deleted row's id to the next insert unless the table is AUTOINCREMENT; every table whose ids name
@@ -173,12 +174,12 @@ class Process(Base):
     __tablename__ = "processes"
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)  # UUID4
-    process_type: Mapped[str] = mapped_column(String(10))  # "training" | "testing"
+    process_type: Mapped[str] = mapped_column(String(10))  # a ProcessType: "training" | "testing"
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     weights_id: Mapped[int | None] = mapped_column(ForeignKey("weights.id", ondelete="SET NULL"), nullable=True)
     dataset_id: Mapped[int | None] = mapped_column(ForeignKey("datasets.id", ondelete="SET NULL"), nullable=True)
-    state: Mapped[str] = mapped_column(String(10), default="pending")
+    state: Mapped[str] = mapped_column(String(10), default=ProcessState.PENDING)
     # Which server's own worker pool runs it ("local@<host>"); None under Celery. A server starting up fails only
     # the processes its own pool left behind (LocalExecutor.fail_orphans), never another replica's or a worker's.
     runner: Mapped[str | None] = mapped_column(String(255), nullable=True)
@@ -275,7 +276,7 @@ class WeightsDownload(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     url: Mapped[str] = mapped_column(String(2000))
     task_id: Mapped[int] = mapped_column(Integer)
-    state: Mapped[str] = mapped_column(String(10), default="pending")
+    state: Mapped[str] = mapped_column(String(10), default=ProcessState.PENDING)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     # As Process.runner: the server whose own pool runs it ("local@<host>"), None under Celery.
     runner: Mapped[str | None] = mapped_column(String(255), nullable=True)

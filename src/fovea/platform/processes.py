@@ -15,19 +15,20 @@ from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.orm import Session
 
 from fovea.core.card import ModelCard
-from fovea.core.io import fetch_url, read_input, sniff
+from fovea.core.io import Image, Volume, fetch_url, read_input, sniff
+from fovea.core.predictions import Task
 from fovea.core.settings import resolve_settings
 from fovea.datasets import write_dataset_yaml
 from fovea.platform.auth import now
 from fovea.platform.catalog import get_task
 from fovea.platform.datasets import get_dataset, spec_of
+from fovea.platform.enums import UNFINISHED, ProcessState, ProcessType
 from fovea.platform.errors import InputError, NotFound
-from fovea.platform.hyperparams import INFERENCE_RELEVANT, parse_user_properties, resolve
+from fovea.platform.inference_settings import resolve_inference_settings
 from fovea.platform.models import OWN, ArchModel, Dataset, DatasetMember, Process, ProgressLine, User, Weights
 from fovea.platform.projects import get_project
 from fovea.platform.weights import get_weights
 
-NEEDS = ("Batch size",)
 SETTINGS_KEY = "settings"  # the inference settings (thresholds, classes) beside the resolved hyperparameters
 EXTENSIONS = {"png": "png", "jpeg": "jpg", "bmp": "bmp", "tiff": "tif", "dicom": "dcm", "nifti": "nii.gz"}
 
@@ -45,15 +46,6 @@ def required_int(body: dict[str, Any], key: str) -> int:
     if not isinstance(value, int) or isinstance(value, bool):
         raise InputError(f"{key} is required and must be an integer", {"fields": {key: ["This field is required."]}})
     return value
-
-
-def _settings(db: Session, model: ArchModel, dataset_id: int | None, properties: Any) -> dict[str, str]:
-    """The inference-relevant hyperparameters, resolved as §10 says; other valid names are checked and ignored."""
-    user_values = parse_user_properties(db, properties)
-    resolved = resolve(
-        db, model_id=model.id, dataset_id=dataset_id, task_id=model.task_id, user_values=user_values, needs=NEEDS
-    )
-    return {name: value for name, value in resolved.items() if name in INFERENCE_RELEVANT}
 
 
 def _inference_settings(weights: Weights, body: dict[str, Any]) -> dict[str, Any]:
@@ -83,16 +75,22 @@ def _common_checks(db: Session, user: User, body: dict[str, Any]) -> tuple[Any, 
     return project, weights, model
 
 
+def check_inference_access(db: Session, user: User, body: dict[str, Any]) -> tuple[Any, Weights, ArchModel]:
+    """What `inference` and `inferenceSingle` check before running weights for the caller: an owned project,
+    visible and ready weights, and the same task; (project, weights, model)."""
+    return _common_checks(db, user, body)
+
+
 def _new_process(db: Session, user: User, project_id: int, weights_id: int, dataset_id: int, **extra: Any) -> Process:
     stamp = now()
     process = Process(
         id=str(uuid.uuid4()),
-        process_type="testing",
+        process_type=ProcessType.INFERENCE,
         project_id=project_id,
         user_id=user.id,
         weights_id=weights_id,
         dataset_id=dataset_id,
-        state="pending",
+        state=ProcessState.PENDING,
         created=stamp,
         updated=stamp,
         **extra,
@@ -109,7 +107,8 @@ def create_inference(db: Session, user: User, body: dict[str, Any], storage: Pat
         raise InputError("Model and dataset must belong to the same task")
     if not spec_of(dataset, storage).ids("test"):
         raise InputError(f"dataset {dataset.id} has an empty test split")
-    settings: dict[str, Any] = _settings(db, model, dataset.id, body.get("properties"))
+    properties = body.get("properties")
+    settings: dict[str, Any] = resolve_inference_settings(db, model, weights, dataset.id, properties, storage)
     settings[SETTINGS_KEY] = _inference_settings(weights, body)
     return _new_process(db, user, project.id, weights.id, dataset.id, settings=json.dumps(settings))
 
@@ -118,23 +117,20 @@ def create_single(db: Session, user: User, body: dict[str, Any], storage: Path, 
     """Store the one image as a hidden single-image dataset; returns the process and that dataset's folder."""
     project, weights, model = _common_checks(db, user, body)
     forced = {"Batch size": "1", "Epochs": "1"}
-    settings = {**_settings(db, model, None, body.get("properties")), **forced}  # checked before any write
+    resolved = resolve_inference_settings(db, model, weights, None, body.get("properties"), storage)
+    settings = {**resolved, **forced}  # checked before any write
     settings[SETTINGS_KEY] = _inference_settings(weights, body)
-    url, data_url = body.get("image_url"), body.get("image_data")
-    if bool(url) == bool(data_url):
-        raise InputError("send exactly one of `image_url` and `image_data`")
-    if url:
-        data, _ = fetch_url(str(url), limits=limits)
-    else:
-        data = _from_data_url(str(data_url))
+    url = body.get("image_url")
+    data = single_image_bytes(body, limits)
     kind = sniff(data)
     if kind not in EXTENSIONS:
         raise InputError("the image is not a PNG, JPEG, BMP, TIFF, DICOM or NIfTI file")
     # Decoded within the limits before anything is written: a bomb or a truncated file is refused here,
     # not left behind as a dataset and a process that can only fail.
-    read_input(data, name="image_url" if url else "image_data", limits=limits)
+    _check_dimensions(weights, read_input(data, name="image_url" if url else "image_data", limits=limits))
     token = uuid.uuid4().hex
-    name = f"UserImage{token}.{EXTENSIONS[kind]}"
+    extension = "nii" if kind == "nifti" and data[:2] != b"\x1f\x8b" else EXTENSIONS[kind]  # .nii.gz is gzipped
+    name = f"UserImage{token}.{extension}"
     folder = storage / "datasets" / token
     folder.mkdir(parents=True)
     (folder / name).write_bytes(data)
@@ -152,6 +148,28 @@ def create_single(db: Session, user: User, body: dict[str, Any], storage: Path, 
         db, user, project.id, weights.id, dataset.id, settings=json.dumps(settings), image_name=str(url or name)
     )
     return process, folder
+
+
+def single_image_bytes(body: dict[str, Any], limits: Any) -> bytes:
+    """The one image of an `inferenceSingle` body: `image_url` fetched within the limits, or `image_data` decoded."""
+    url, data_url = body.get("image_url"), body.get("image_data")
+    if bool(url) == bool(data_url):
+        raise InputError("send exactly one of `image_url` and `image_data`")
+    if url:
+        data, _ = fetch_url(str(url), limits=limits)
+        return data
+    return _from_data_url(str(data_url))
+
+
+def _check_dimensions(weights: Weights, item: Image | Volume) -> None:
+    """A 3-D model takes volumes; a 2-D model takes images, and volumes only when it segments them slice by slice."""
+    if weights.card is None:
+        return
+    card = ModelCard.from_json(weights.card)
+    if card.input.dims == 3 and not isinstance(item, Volume):
+        raise InputError(f"weights {weights.id} are a 3-D model: send a volume (NIfTI, multi-frame DICOM), no image")
+    if card.input.dims == 2 and isinstance(item, Volume) and card.task is not Task.SEGMENTATION:
+        raise InputError(f"weights {weights.id} are a 2-D {card.task} model: send a 2-D image, not a volume")
 
 
 def _from_data_url(value: str) -> bytes:
@@ -179,7 +197,7 @@ def lines(db: Session, process: Process) -> list[str]:
 
 def list_inferences(db: Session, user: User, project_id: int) -> list[Process]:
     get_project(db, user, project_id)
-    query = select(Process).where(Process.project_id == project_id, Process.process_type == "testing")
+    query = select(Process).where(Process.project_id == project_id, Process.process_type == ProcessType.INFERENCE)
     return list(db.scalars(query.order_by(Process.created, Process.id)))
 
 
@@ -199,22 +217,19 @@ def process_json(process: Process) -> dict[str, Any]:
 def stop(db: Session, user: User, process_id: Any, storage: Path) -> str:
     process = get_process(db, user, process_id)
     get_project(db, user, process.project_id, need=OWN)
-    if not settle(db, process.id, "stopped", only_from=UNFINISHED):  # it ended meanwhile: its state stays
+    if not settle(db, process.id, ProcessState.STOPPED, only_from=UNFINISHED):  # it ended meanwhile: its state stays
         raise NotFound("Process already stopped or non existing")
     shutil.rmtree(storage / "processes" / process.id, ignore_errors=True)  # partial outputs are discarded
-    return "Training stopped" if process.process_type == "training" else "Inference stopped"
-
-
-UNFINISHED = ("pending", "running")
+    return "Training stopped" if process.process_type == ProcessType.TRAINING else "Inference stopped"
 
 
 def settle(
     db: Session,
     process_id: str,
-    state: str,
+    state: ProcessState,
     line: str | None = None,
     *,
-    only_from: tuple[str, ...] = ("running",),
+    only_from: tuple[ProcessState, ...] = (ProcessState.RUNNING,),
     also: tuple[ColumnElement[bool], ...] = (),
 ) -> bool:
     """Move a process to `state` if it is still in one of `only_from`; True when this call moved it.
@@ -244,9 +259,9 @@ def fail_stale(db: Session, stale_after_s: float) -> int:
 
     cutoff = now() - timedelta(seconds=stale_after_s)
     silent = Process.updated < cutoff
-    stale = db.scalars(select(Process.id).where(Process.state == "running", silent)).all()
+    stale = db.scalars(select(Process.id).where(Process.state == ProcessState.RUNNING, silent)).all()
     reason = f"Error - no progress for {stale_after_s:.0f} s: the worker running it was lost"
-    failed = sum(settle(db, process_id, "failed", reason, also=(silent,)) for process_id in stale)
+    failed = sum(settle(db, process_id, ProcessState.FAILED, reason, also=(silent,)) for process_id in stale)
     return failed + fail_stale_downloads(db, stale_after_s)
 
 
@@ -257,4 +272,5 @@ def fail_orphans(db: Session, runner: str) -> int:
     """
     query = select(Process.id).where(Process.runner == runner, Process.state.in_(UNFINISHED))
     reason = "Error - the server restarted before the process finished"
-    return sum(settle(db, process_id, "failed", reason, only_from=UNFINISHED) for process_id in db.scalars(query).all())
+    orphans = db.scalars(query).all()
+    return sum(settle(db, process_id, ProcessState.FAILED, reason, only_from=UNFINISHED) for process_id in orphans)

@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from fovea.platform.auth import now
 from fovea.platform.datasets import dataset_folder
+from fovea.platform.enums import UNFINISHED, ProcessState
 from fovea.platform.errors import Forbidden, InputError, NotFound
 from fovea.platform.models import OWN, Dataset, Process, Project, ProjectMember, Task, User
 from fovea.platform.sharing import parse_members
@@ -96,9 +98,13 @@ def delete_project(db: Session, user: User, project_id: int, storage: Path) -> l
     """Delete the project with its processes and their single-image datasets (reference §3); returns the folders
     to remove once the transaction commits: the processes' outputs and those datasets' files.
 
-    A pending or running job finds its row gone at its next progress line and ends there (as after a stop)."""
+    Its pending and running processes are stopped first, by updating their rows: that waits for a job's write in
+    progress (jobs.progress.writing_outputs holds the row), and a job finds its row gone at its next write or
+    progress line and ends there, so nothing is written into the folders once they are removed."""
     project = get_project(db, user, project_id, need=OWN)
     folders: list[Path] = []
+    unfinished = Process.project_id == project.id, Process.state.in_(UNFINISHED)
+    db.execute(update(Process).where(*unfinished).values(state=ProcessState.STOPPED, updated=now()))
     for process in _processes(db, project):
         folders.append(storage / "processes" / process.id)  # jobs.inference.outputs_dir
         dataset = db.get(Dataset, process.dataset_id) if process.dataset_id is not None else None

@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from fovea.platform.enums import UNFINISHED
 from fovea.platform.errors import Conflict, InputError
 from fovea.platform.models import OWN, VIEW, User
 
@@ -43,6 +44,6 @@ def check_not_in_use(db: Session, column: Any, object_id: int, what: str) -> Non
     """409 while a pending or running process uses the object (`column` is Process.weights_id or .dataset_id)."""
     from fovea.platform.models import Process
 
-    busy = db.scalar(select(Process.id).where(column == object_id, Process.state.in_(("pending", "running"))).limit(1))
+    busy = db.scalar(select(Process.id).where(column == object_id, Process.state.in_(UNFINISHED)).limit(1))
     if busy is not None:
         raise Conflict(f"{what} {object_id} is used by process {busy}; stop it or wait for it to end")

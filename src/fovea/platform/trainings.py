@@ -11,9 +11,11 @@ import onnx
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from fovea.datasets.deephealth import CTYPE_CHANNELS, served_color
 from fovea.platform.auth import now
 from fovea.platform.catalog import get_task
 from fovea.platform.datasets import get_dataset, spec_of
+from fovea.platform.enums import TRAINABLE_TASKS, ProcessState, ProcessType, TaskId
 from fovea.platform.errors import InputError, NotFound
 from fovea.platform.hyperparams import parse_user_properties, resolve
 from fovea.platform.models import (
@@ -32,7 +34,6 @@ from fovea.platform.processes import required_int
 from fovea.platform.projects import get_project
 from fovea.platform.weights import class_list, file_path, get_weights
 
-TRAINABLE_TASKS = {1, 2, 4, 5}  # classification, segmentation, multi-label, regression: no detection trainer
 INHERIT, NEW_HEAD = "inherit", "new head"
 FINAL_LAYER = "final_layer"
 
@@ -51,7 +52,7 @@ def fine_tuning(db: Session, parent: Weights, dataset: Dataset) -> str:
             return INHERIT
     elif parent.classes and dataset.classes and _names(parent.classes) == _names(dataset.classes):
         return INHERIT
-    if parent.layer_to_remove and dataset.task_id != 3:  # detection weights are never cut
+    if parent.layer_to_remove and dataset.task_id != TaskId.DETECTION:  # detection weights are never cut
         return NEW_HEAD
     raise InputError(f"The Model weight with id `{parent.id}` cannot be used with dataset {dataset.id}.")
 
@@ -84,25 +85,75 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
-def check_channels(dataset: Dataset, weights: Weights, input_dims: list[int | None]) -> None:
-    """400 unless the dataset's colour type gives the channels the weights' NCHW input takes.
+def check_channels(dataset: Dataset, weights: Weights, input_dims: list[int | None], planes: int = 1) -> None:
+    """400 unless training can read the dataset into the channels the weights' NCHW input takes, as served inputs.
 
-    Training reads every image as RGB and converts it to one channel only for `GRAY` (training/data.py); any other
-    colour type reaches the network as 3 channels. A dataset without a colour type, or weights whose input is not a
-    4-D tensor with a static channel axis, are not checked.
+    Training converts every image to the dataset's colour type (training/data.py); only GRAY, RGB and BGR inputs
+    can be served (a model card's colours), and a multi-plane sample (`planes` files) cannot come in one request.
+    A dataset without a colour type, or weights whose input is not a 4-D tensor with a static channel axis, are
+    not checked for channels; NONE (the files' own channels) is checked when the training reads the files.
     """
-    if not dataset.ctype or len(input_dims) != 4 or not input_dims[1]:
+    if not dataset.ctype:
         return
-    given, expected = (1 if dataset.ctype == "GRAY" else 3), input_dims[1]
+    if dataset.ctype != "NONE" or planes > 1:
+        try:
+            served_color(dataset.ctype, planes)
+        except InputError as exc:
+            raise InputError(f"dataset '{dataset.name}': {exc}") from None
+    if dataset.ctype == "NONE" or len(input_dims) != 4 or not input_dims[1]:
+        return
+    given, expected = CTYPE_CHANNELS[dataset.ctype], input_dims[1]
     if given == expected:
         return
-    read_as = f"{dataset.ctype} ({_plural(given, 'channel')})"
-    if dataset.ctype not in ("GRAY", "RGB"):
-        read_as = f"{dataset.ctype} (trained as RGB, 3 channels)"
     raise InputError(
-        f"dataset '{dataset.name}' is {read_as} but weights '{weights.name}' expect "
-        f"{_plural(expected, 'input channel')}"
+        f"dataset '{dataset.name}' is {dataset.ctype} ({_plural(given, 'channel')}) but weights '{weights.name}' "
+        f"expect {_plural(expected, 'input channel')}"
     )
+
+
+def runs_at(path: Path, size: tuple[int, int], output_dims: list[int | None]) -> str | None:
+    """Why the 2-D network in `path` cannot take (height, width) `size` inputs, or None when it can.
+
+    The graph's static input size is replaced by `size` and ONNX shape inference (strict, with constant
+    propagation) runs through it: a fully convolutional backbone (convolutions down to a global pooling, or a
+    segmentation network) passes, a dense layer sized for the original feature map fails on its dimensions. No
+    tensor is computed, so asking for a huge size costs nothing here. A 2-D output (classes, features) must keep
+    its width. Training then converts the graph to PyTorch and exports it at `size` (training/pipeline.py).
+    """
+    model = onnx.load(str(path))
+    initializers = {init.name for init in model.graph.initializer}
+    first = next(i for i in model.graph.input if i.name not in initializers)
+    first.type.tensor_type.shape.dim[2].dim_value, first.type.tensor_type.shape.dim[3].dim_value = size
+    del model.graph.value_info[:]  # intermediate shapes recorded at the original size
+    for output in model.graph.output:
+        output.type.tensor_type.ClearField("shape")
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True, data_prop=True)
+    except Exception as exc:  # onnx raises InferenceError, and others for unsupported graphs
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        return (lines[0] if lines else type(exc).__name__)[:300]
+    shape = inferred.graph.output[0].type.tensor_type.shape
+    dims = [d.dim_value if d.HasField("dim_value") else None for d in shape.dim]
+    if len(output_dims) == 2 and len(dims) == 2 and output_dims[1] and dims[1] != output_dims[1]:
+        return f"its output would have {dims[1]} values instead of {output_dims[1]}"
+    return None
+
+
+def check_input_size(
+    path: Path, static: tuple[int, int], output_dims: list[int | None], resolved: dict[str, str]
+) -> None:
+    """400 unless the weights, exported at `static` (height, width), run at the asked Input height x width."""
+    if "Input height" not in resolved or "Input width" not in resolved:
+        return
+    asked = (int(resolved["Input height"]), int(resolved["Input width"]))
+    if asked == static:
+        return
+    why = runs_at(path, asked, output_dims)
+    if why is not None:
+        raise InputError(
+            f"the weights take {static[0]}x{static[1]} inputs: set Input height to {static[0]} and Input width to "
+            f"{static[1]} (the network does not run at {asked[0]}x{asked[1]}: {why})"
+        )
 
 
 def create_training(db: Session, user: User, body: dict[str, Any], storage: Path) -> tuple[Process, Weights]:
@@ -133,15 +184,24 @@ def create_training(db: Session, user: User, body: dict[str, Any], storage: Path
     if unlabelled:
         raise InputError(f"dataset {dataset.id}: training image {unlabelled[0]} has no label")
     input_dims, output_dims = _graph_dims(file_path(storage, parent.id))
-    check_channels(dataset, parent, input_dims)
+    first = spec.samples[training_ids[0]].location
+    check_channels(dataset, parent, input_dims, len(first) if isinstance(first, list) else 1)
     spatial = input_dims[-2:]
     static = (spatial[0], spatial[1]) if None not in spatial and 0 not in spatial else None
+    resizable = static is not None and len(input_dims) == 4  # 2-D weights: a new size is checked below
     user_values = parse_user_properties(db, body.get("properties"))
     resolved = resolve(
-        db, model_id=model.id, dataset_id=dataset.id, task_id=model.task_id, user_values=user_values, static_size=static
+        db,
+        model_id=model.id,
+        dataset_id=dataset.id,
+        task_id=model.task_id,
+        user_values=user_values,
+        static_size=None if resizable else static,
     )
+    if resizable:
+        check_input_size(file_path(storage, parent.id), static, output_dims, resolved)
     plan = fine_tuning(db, parent, dataset)
-    if plan == INHERIT and model.task_id in (1, 4):
+    if plan == INHERIT and model.task_id in (TaskId.CLASSIFICATION, TaskId.MULTILABEL):
         classes = _names(dataset.classes)
         if len(output_dims) == 2 and output_dims[1] and classes and output_dims[1] != len(classes):
             raise InputError(
@@ -167,12 +227,12 @@ def create_training(db: Session, user: User, body: dict[str, Any], storage: Path
     settings = {**resolved, "fine_tuning": plan, "cut_at": parent.layer_to_remove if plan == NEW_HEAD else None}
     process = Process(
         id=str(uuid.uuid4()),
-        process_type="training",
+        process_type=ProcessType.TRAINING,
         project_id=project.id,
         user_id=user.id,
         weights_id=parent.id,
         dataset_id=dataset.id,
-        state="pending",
+        state=ProcessState.PENDING,
         settings=json.dumps(settings),
         created=stamp,
         updated=stamp,

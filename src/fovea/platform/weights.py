@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from fovea.core.card import ModelCard
 from fovea.paths import atomic_path
 from fovea.platform.datasets import get_dataset
+from fovea.platform.enums import ProcessState
 from fovea.platform.errors import Conflict, Forbidden, InputError, NotFound
 from fovea.platform.models import OWN, ArchModel, Dataset, Process, User, Weights, WeightsDownload, WeightsMember
 from fovea.platform.onnx_check import validate_onnx
@@ -202,10 +203,10 @@ def _check_not_being_written(db: Session, w: Weights) -> None:
     if w.process_id is None:
         return
     download = db.get(WeightsDownload, w.process_id)
-    if download is not None and download.state == "running":
+    if download is not None and download.state == ProcessState.RUNNING:
         raise Conflict(f"weights {w.id} are being downloaded by process {w.process_id}; wait for it to end")
     training = db.get(Process, w.process_id)
-    if training is not None and training.state == "running":
+    if training is not None and training.state == ProcessState.RUNNING:
         raise Conflict(f"weights {w.id} are written by training process {w.process_id}; stop it or wait for it to end")
 
 

@@ -1,4 +1,8 @@
-"""Mapping Fovea's errors to HTTP statuses, and routes that render errors in their dialect's shape."""
+"""Mapping Fovea's errors to HTTP statuses, and routes that render errors in their dialect's shape.
+
+Only exceptions raised on purpose map to client errors (Fovea's own tree, the framework's, and a few library
+ones whose meaning is certain); anything else, built-ins included, is a bug: a logged 500 with no details.
+"""
 
 from __future__ import annotations
 
@@ -16,8 +20,16 @@ from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 
-from fovea.errors import CardError, InputError, LimitExceeded
-from fovea.platform.errors import Conflict, Forbidden, NotFound, Unauthenticated
+from fovea.errors import (
+    CardError,
+    Conflict,
+    Forbidden,
+    FoveaError,
+    InputError,
+    LimitExceeded,
+    NotFound,
+    Unauthenticated,
+)
 from fovea.sessions.batcher import Closed, Overloaded
 
 log = logging.getLogger("fovea.server")
@@ -26,11 +38,11 @@ log = logging.getLogger("fovea.server")
 Renderer = Callable[[int, str, Any, dict[str, str]], Response]
 
 
-class NotReady(Exception):
+class NotReady(FoveaError):
     """The model is loading or unloaded (503: clients wait and retry)."""
 
 
-class NotImplementedEndpoint(Exception):
+class NotImplementedEndpoint(FoveaError):
     """An endpoint of a protocol extension Fovea does not implement (501)."""
 
 
@@ -57,14 +69,10 @@ def classify(exc: Exception) -> tuple[int, str, Any, dict[str, str]]:
         return 409, str(exc), None, {}
     if isinstance(exc, Unauthenticated):
         return 401, str(exc), None, {"WWW-Authenticate": "Bearer"}
-    if isinstance(exc, LookupError):
-        return 404, str(exc).strip("'\""), None, {}
     if isinstance(exc, Overloaded):
         return 503, str(exc), None, {"Retry-After": str(max(1, round(exc.retry_after)))}
     if isinstance(exc, (Closed, NotReady)):
         return 503, str(exc), None, {"Retry-After": "1"}
-    if isinstance(exc, PermissionError):
-        return 403, str(exc), None, {}
     if isinstance(exc, NotImplementedEndpoint):
         return 501, str(exc), None, {}
     if isinstance(exc, DataError):  # PostgreSQL refusing a value its column cannot hold (e.g. an id past 32 bits)

@@ -2,12 +2,19 @@
 
 The cache is keyed by the session's token and weights, never by a row id alone: a deleted session, weights or
 dataset must not be served to whoever gets a new session later. Deleting any of them also evicts what it loaded.
+
+What the database says about a token (the session, its owner and weights still usable) is remembered for
+LOOKUP_TTL_S: the query costs ~2 ms of Python per request, a tenth of the CPU a session under load has. Every
+platform write that passes through this host (any back-end call but GET/HEAD/OPTIONS) forgets it all, before and
+after it runs, so a deletion, a revoked share or new settings are seen by the very next request; a change made
+by another process (a worker, a second replica) is seen within LOOKUP_TTL_S.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,6 +35,8 @@ from fovea.server.session_app import create_session_app
 from fovea.sessions.session import ModelSession, SessionConfig
 
 PREFIX = "/net/"
+LOOKUP_TTL_S = 1.0
+_READS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,13 +73,22 @@ class SessionHost:
         self.capacity = capacity
         self.loaded: OrderedDict[CacheKey, Loaded] = OrderedDict()
         self.locks: dict[CacheKey, asyncio.Lock] = {}
+        self.lookups: dict[str, tuple[float, Deployed]] = {}  # token -> (valid until, what the database said)
+        self._lookups_cleared = 0  # a lookup that ran across a clear may have read what the write changed
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not scope["path"].startswith(PREFIX):
+            if scope["type"] == "http" and scope["method"] not in _READS:
+                self._forget_lookups()  # a write may revoke a session: ask the database again, now and after it
+                try:
+                    await self.app(scope, receive, send)
+                finally:
+                    self._forget_lookups()
+                return
             await self.app(scope, receive, send)
             return
         token = scope["path"][len(PREFIX) :].split("/", 1)[0]
-        found = await asyncio.to_thread(self._lookup, token)
+        found = await self._deployed(token)
         if found is None:
             self._evict(lambda key, _: key[0] == token)  # deleted with its owner or weights: nothing stays loaded
             await JSONResponse(
@@ -81,6 +99,23 @@ class SessionHost:
         loaded.requests += 1
         prefix = f"{scope.get('root_path', '')}{PREFIX}{token}"
         await loaded.app({**scope, "root_path": prefix}, receive, send)
+
+    async def _deployed(self, token: str) -> Deployed | None:
+        remembered = self.lookups.get(token)
+        now = time.monotonic()
+        if remembered is not None and remembered[0] > now:
+            return remembered[1]
+        cleared = self._lookups_cleared
+        found = await asyncio.to_thread(self._lookup, token)
+        if found is not None and cleared == self._lookups_cleared:
+            if len(self.lookups) >= 1024:  # tokens seen within the TTL: a bound against a flood of them
+                self.lookups.clear()
+            self.lookups[token] = (now + LOOKUP_TTL_S, found)
+        return found
+
+    def _forget_lookups(self) -> None:
+        self.lookups.clear()
+        self._lookups_cleared += 1
 
     def _lookup(self, token: str) -> Deployed | None:
         with self.db.transaction() as db:

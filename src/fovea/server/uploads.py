@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import shutil
+import tempfile
 from collections.abc import Collection
 from contextlib import aclosing
+from pathlib import Path
 from typing import Any
 
 from starlette.datastructures import FormData, UploadFile
@@ -130,6 +134,33 @@ async def read_files(form: FormData, field: str = "files") -> list[tuple[str, by
             raise InputError(f"form field {field!r} must be a file upload")
         files.append((part.filename or "", await part.read()))
     return files
+
+
+# Copied a piece at a time: a video need not fit in memory.
+SAVE_PIECE = 1 << 20
+
+
+async def save_upload(part: UploadFile, suffix: str = "") -> Path:
+    """An uploaded file's bytes in a new temporary file (the caller deletes it), copied in a worker thread.
+
+    Starlette spools a part over 1 MiB to disk while the body streams in; this moves it to a file with a name
+    that readers such as PyAV can open, never holding more than a piece of it in memory.
+    """
+
+    def copy() -> Path:
+        part.file.seek(0)
+        with tempfile.NamedTemporaryFile(prefix="fovea-upload-", suffix=suffix, delete=False) as out:
+            try:
+                shutil.copyfileobj(part.file, out, SAVE_PIECE)
+            except BaseException:
+                Path(out.name).unlink(missing_ok=True)
+                raise
+        return Path(out.name)
+
+    try:
+        return await asyncio.to_thread(copy)
+    finally:
+        await part.close()
 
 
 def parse_json(text: str | bytes, what: str, **options: Any) -> Any:

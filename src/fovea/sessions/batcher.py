@@ -39,6 +39,7 @@ from fovea.core.predictions import Prediction
 from fovea.core.settings import resolve_settings
 from fovea.errors import FoveaError, InputError
 from fovea.sessions.gate import CoreGate
+from fovea.sessions.offload import CostAdaptive
 
 # Upper bounds (seconds) of the queue-wait buckets in `BatchStats.queue_wait_counts`; the last is +inf.
 QUEUE_WAIT_BOUNDS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, math.inf)
@@ -128,8 +129,8 @@ class DynamicBatcher:
         self._expected = 0
         # Workers holding items (collecting or running): a caller arriving meanwhile joins the queue.
         self._holding = 0
-        # Recent cost of decoding one request's outputs: fast to rise, slow to fall; None until measured.
-        self._postprocess_s: float | None = None
+        # Where decoding outputs runs, by its recent cost (read at construction, so tests may lower it).
+        self._postprocessing = CostAdaptive(INLINE_POSTPROCESS_S)
 
     @property
     def running(self) -> bool:
@@ -197,6 +198,19 @@ class DynamicBatcher:
             return batch, future.result()
         return batch, await asyncio.wrap_future(future)
 
+    def prepare_and_submit(
+        self, prepare: Callable[[], Batch], timing: dict[str, float] | None = None
+    ) -> tuple[Batch, Future]:
+        """From a worker thread, never the loop: `prepare()` here, then run here when alone, else queue.
+
+        The batch, and a future of its rows of the outputs (done already when it ran here). For asynchronous
+        requests (video frames, image batches), whose worker threads then share the cores like any caller.
+        """
+        self._check_open()
+        with self._lock:
+            self._expected += 1
+        return self._prepare_and_submit(prepare, timing, _Arrival())
+
     async def run(self, tensor: np.ndarray, timing: dict[str, float] | None = None) -> list[np.ndarray]:
         """Queue a preprocessed (n, ...) tensor; returns its rows of the batched outputs.
 
@@ -263,20 +277,10 @@ class DynamicBatcher:
         self, outputs: list[np.ndarray], batch: Batch, settings: Mapping[str, Any]
     ) -> list[Prediction]:
         """Decode a request's rows with its settings: on the loop while that has been cheap, else in a thread."""
-        cost = self._postprocess_s
-        if cost is not None and cost < INLINE_POSTPROCESS_S:
-            return self._timed_postprocess(outputs, batch, settings)
-        return await asyncio.to_thread(self._timed_postprocess, outputs, batch, settings)
+        return await self._postprocessing.call(self._postprocess, outputs, batch, settings)
 
-    def _timed_postprocess(
-        self, outputs: list[np.ndarray], batch: Batch, settings: Mapping[str, Any]
-    ) -> list[Prediction]:
-        started = time.perf_counter()
-        predictions = self.model.postprocess((outputs, batch), settings)
-        took = time.perf_counter() - started
-        cost = self._postprocess_s
-        self._postprocess_s = took if cost is None or took > cost else 0.9 * cost + 0.1 * took
-        return predictions
+    def _postprocess(self, outputs: list[np.ndarray], batch: Batch, settings: Mapping[str, Any]) -> list[Prediction]:
+        return self.model.postprocess((outputs, batch), settings)
 
     def _fail_queued(self) -> None:
         while True:

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from fovea.core.io.limits import DEFAULT_LIMITS, Limits, read_file
 from fovea.core.io.video import VIDEO_SUFFIXES
+from fovea.errors import NotFound
 
 
 class MediaFolder:
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, limits: Limits = DEFAULT_LIMITS) -> None:
+        self.limits = limits  # the session's: no file is read past its byte limit
         if not folder.is_dir():
             raise ValueError(f"media folder not found: {folder}")
         files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
@@ -20,13 +23,13 @@ class MediaFolder:
         self.videos = [p for p in files if p.suffix.lower() in VIDEO_SUFFIXES]
 
     @staticmethod
-    def _get(files: list[Path], media_id: object, kind: str) -> tuple[bytes, str]:
+    def _get(files: list[Path], media_id: object, kind: str, limits: Limits) -> tuple[bytes, str]:
         if not isinstance(media_id, int) or isinstance(media_id, bool) or not 0 <= media_id < len(files):
-            raise LookupError(f"{kind} {media_id!r} is not known to this session")
-        return files[media_id].read_bytes(), files[media_id].name
+            raise NotFound(f"{kind} {media_id!r} is not known to this session")
+        return read_file(files[media_id], limits), files[media_id].name
 
     def image(self, image_id: int) -> tuple[bytes, str]:
-        return self._get(self.images, image_id, "image")
+        return self._get(self.images, image_id, "image", self.limits)
 
     def video(self, video_id: int) -> tuple[bytes, str]:
-        return self._get(self.videos, video_id, "video")
+        return self._get(self.videos, video_id, "video", self.limits)

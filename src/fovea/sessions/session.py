@@ -9,21 +9,30 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
+
+import numpy as np
 
 from fovea.core.io import DEFAULT_LIMITS, Image, Limits, Volume, read_input
 from fovea.core.onnx_model import Batch, OnnxModel
 from fovea.core.predictions import Prediction
 from fovea.core.settings import resolve_settings
-from fovea.errors import InputError
-from fovea.sessions.batcher import DynamicBatcher
+from fovea.errors import InputError, NotFound
+from fovea.sessions.batcher import DynamicBatcher, Overloaded
+from fovea.sessions.offload import CostAdaptive
 from fovea.sessions.requests import InMemoryRequestStore, RequestStore
 
 # V2 model names go into URL paths unescaped (see the Open Inference Protocol reference, §1).
 _MODEL_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
+
+T = TypeVar("T")
+OVERLOADED_WAIT_S = 0.05  # an asynchronous request's worker, before it offers a batch to a full queue again
 
 # Resolves a platform media id (an image or a video the caller may view) to its bytes and file name.
 MediaResolver = Callable[[int], tuple[bytes, str]]
@@ -40,12 +49,11 @@ class SessionConfig:
     limits: Limits = DEFAULT_LIMITS
 
 
-class _IsVolume(Exception):
-    """Raised by an upload's preparation when it turns out to be a volume."""
-
-
 class ModelSession:
-    """One deployed weights file: `await session.predict(image)` and friends."""
+    """One deployed weights file. Every upload of every dialect takes one path: `prepare_upload` (decode and
+    preprocess in a worker thread), the batcher's shared run (`run_upload`), decoding the outputs with the
+    request's settings (`predict_upload`); asynchronous requests feed the same batcher from their worker threads
+    (`predict_images_blocking`)."""
 
     def __init__(
         self,
@@ -75,6 +83,7 @@ class ModelSession:
             workers=config.workers,
         )
         self.requests = store or InMemoryRequestStore()
+        self._renderers = CostAdaptive()
         self.image_resolver = image_resolver
         self.video_resolver = video_resolver
 
@@ -95,70 +104,100 @@ class ModelSession:
         checked = resolve_settings(self.card, overrides)
         return {**self.default_settings, **{key: checked[key] for key in overrides}}
 
-    # -- prediction -------------------------------------------------------------------------------
+    # -- prediction: every upload of every dialect takes this one path ----------------------------
 
     def read(self, data: bytes, name: str = "") -> Image | Volume:
         """Decode an upload in the calling thread, within limits, at reduced JPEG scale where the model allows."""
-        return read_input(data, name=name, limits=self.limits, min_size=self.model.preprocessor.min_decode_size)
+        preprocessor = self.model.preprocessor
+        return read_input(
+            data, name=name, limits=self.limits, min_size=preprocessor.min_decode_size, window=preprocessor.window
+        )
 
-    async def decode(self, data: bytes, name: str = "") -> Image | Volume:
-        """`read` off the event loop."""
-        return await asyncio.to_thread(self.read, data, name)
+    def prepare_upload(self, data: bytes, name: str) -> Batch:
+        """Decode and preprocess one 2-D upload in the calling thread (a worker thread: the loop never decodes).
 
-    def prepare_image(self, data: bytes, name: str) -> Batch:
-        """Decode and preprocess one 2-D upload in the calling thread (one hop off the event loop)."""
+        A volume is an InputError here: volumes go through `predict_volume`.
+        """
         item = self.read(data, name)
         if isinstance(item, Volume):
             raise InputError(f"{name or 'input'} is a volume, but {self.card.name} takes 2-D images here")
         return self.model.preprocess([item])
 
-    async def predict(self, image: Image, settings: Mapping[str, Any] | None = None) -> Prediction:
-        """One image through the dynamic batcher."""
-        prediction = await self.batcher.predict(image, self.settings(settings))
-        prediction.source = image.name
+    async def run_upload(
+        self, data: bytes, name: str, timing: dict[str, float] | None = None
+    ) -> tuple[Batch, list[np.ndarray]]:
+        """One upload to the network: `prepare_upload` in one worker-thread hop, then its rows of a batched run.
+
+        The raw outputs, for dialects that return them (V2); `timing` as in `DynamicBatcher.run`.
+        """
+        return await self.batcher.prepare_and_run(partial(self.prepare_upload, data, name), timing)
+
+    async def predict_upload(self, data: bytes, name: str, settings: Mapping[str, Any] | None = None) -> Prediction:
+        """One upload to a prediction with the session's settings updated by `settings`: `run_upload`, then decoding
+        the outputs (on the loop while that has been measured cheap, else in a worker thread)."""
+        merged = self.settings(settings)  # bad settings fail before anything is decoded
+        batch, outputs = await self.run_upload(data, name)
+        [prediction] = await self.batcher.postprocess(outputs, batch, merged)
         return prediction
 
-    async def predict_image_bytes(
-        self, data: bytes, name: str, settings: Mapping[str, Any] | None = None
-    ) -> Prediction:
-        """Decode and predict one 2-D upload in one worker-thread hop; a volume is an InputError."""
+    def predict_images_blocking(
+        self, chunks: Iterable[list[Image]], settings: Mapping[str, Any] | None = None
+    ) -> Iterator[list[Prediction]]:
+        """From a worker thread (an asynchronous request): each chunk's predictions, in order, through the batcher.
+
+        A chunk's network run shares the cores with concurrent requests like any upload's; the next chunk is
+        preprocessed while the last one runs. A chunk holds at most `max_batch_size` images.
+        """
         merged = self.settings(settings)
-        prediction = await self.batcher.predict_prepared(lambda: self.prepare_image(data, name), merged)
-        prediction.source = name
-        return prediction
+        pending: tuple[Batch, Future] | None = None
+        chunks = iter(chunks)
+        while True:
+            try:
+                images = next(chunks, None)
+            except BaseException:  # a chunk that cannot be read ends the run after the one before it is delivered
+                if pending is not None:
+                    yield self._predictions(*pending, merged)
+                raise
+            if images is None:
+                break
+            submitted = self._submit_waiting(partial(self.model.preprocess, images))
+            if pending is not None:
+                yield self._predictions(*pending, merged)
+            pending = submitted
+        if pending is not None:
+            yield self._predictions(*pending, merged)
 
-    async def predict_bytes(self, data: bytes, name: str, settings: Mapping[str, Any] | None = None) -> Prediction:
-        """Decode and predict one upload; a volume goes through `predict_volume` in a worker thread."""
-        volume: list[Volume] = []
+    def _submit_waiting(self, prepare: Callable[[], Batch]) -> tuple[Batch, Future]:
+        """`prepare_and_submit`, waiting while the queue is full: a long video waits its turn instead of failing
+        halfway (an HTTP caller gets 503 + Retry-After instead, and may come back)."""
+        while True:
+            try:
+                return self.batcher.prepare_and_submit(prepare)
+            except Overloaded:
+                time.sleep(OVERLOADED_WAIT_S)
 
-        def prepare() -> Batch:
-            # Decode and preprocess in one worker-thread hop: the hot path of every image request.
-            item = self.read(data, name)
-            if isinstance(item, Volume):
-                volume.append(item)
-                raise _IsVolume
-            return self.model.preprocess([item])
+    def _predictions(self, batch: Batch, future: Future, settings: Mapping[str, Any]) -> list[Prediction]:
+        return self.model.postprocess((future.result(), batch), settings)
 
-        try:
-            prediction = await self.batcher.predict_prepared(prepare, self.settings(settings))
-        except _IsVolume:
-            return await self.predict_volume(volume[0], settings)
-        prediction.source = name
-        return prediction
+    async def offload(self, render: Callable[..., T], *args: Any) -> T:
+        """`render(*args)` (building an answer: AiCOCO, annotations) on the loop while it has been measured cheap,
+        in a worker thread when not: a segmentation's contours or bitmaps must not hold up other requests."""
+        return await self._renderers.call(render, *args)
 
     async def predict_volume(self, volume: Volume, settings: Mapping[str, Any] | None = None) -> Prediction:
+        """A whole volume (a 3-D model, or a 2-D segmenter slice by slice) in a worker thread, outside the batcher."""
         return await asyncio.to_thread(self.model.predict_volume, volume, self.settings(settings))
 
     async def predict_slices(self, volume: Volume, settings: Mapping[str, Any] | None = None) -> list[Prediction]:
         return await asyncio.to_thread(self.model.predict_slices, volume, self.settings(settings))
 
     def resolve_image(self, image_id: int) -> tuple[bytes, str]:
-        """An image the platform stores, by id; LookupError (a 404 to clients) when there is none."""
+        """An image the platform stores, by id; NotFound (a 404 to clients) when there is none."""
         if self.image_resolver is None:
-            raise LookupError(f"image {image_id} is not known to this session")
+            raise NotFound(f"image {image_id} is not known to this session")
         return self.image_resolver(image_id)
 
     def resolve_video(self, video_id: int) -> tuple[bytes, str]:
         if self.video_resolver is None:
-            raise LookupError(f"video {video_id} is not known to this session")
+            raise NotFound(f"video {video_id} is not known to this session")
         return self.video_resolver(video_id)

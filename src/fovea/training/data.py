@@ -1,10 +1,12 @@
 """One split of a DeepHealth dataset as network inputs and targets, through an augmentation pipeline.
 
 Images are found inside the dataset's folder when they are read (`dataset_file`), read with the inference core's own
-reader and converted to the dataset's colour type as serving does (RGB to GRAY with OpenCV), so a trained model
-sees at serving time what it saw in training. After the pipeline come the implicit steps of the dataset format
-(§2.6): resize to Input width x Input height if the pipeline did not (linear for images, nearest for masks),
-float32 without rescaling, channels first.
+reader (RGB) and converted to the dataset's colour type `ctype` (dataset format §1.5) with OpenCV, as serving converts
+to a card's colour (RGB to GRAY, RGB to BGR), so a trained model sees at serving time what it saw in training. The
+planes of a multi-plane sample are converted one by one and stacked in their listed order along the channel axis
+(two GRAY planes: 2 channels). Masks are read as `ctype_gt` and must come out as one channel of class indexes.
+After the pipeline come the implicit steps of the dataset format (§2.6): resize to Input width x Input height if
+the pipeline did not (linear for images, nearest for masks), float32 without rescaling, channels first.
 """
 
 from __future__ import annotations
@@ -17,13 +19,83 @@ from typing import Any
 import cv2
 import numpy as np
 import torch
+from PIL import Image as PILImage
+from PIL import ImageOps
 
 from fovea.core.io import read_input
 from fovea.core.predictions import Task
 from fovea.datasets import DatasetSpec
 from fovea.datasets.files import dataset_file
+from fovea.errors import InputError
 
 Pipeline = Callable[..., dict[str, Any]]
+
+# OpenCV conversions from the decoded RGB. OpenCV's 8-bit HSV has H in 0..179 (degrees / 2), S and V in 0..255, as
+# ECVL (built on OpenCV) gave; YCbCr is OpenCV's YCrCb with the chroma channels put in the order the name says.
+_FROM_RGB: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "RGB": lambda rgb: rgb,
+    "BGR": lambda rgb: np.ascontiguousarray(rgb[:, :, ::-1]),
+    "GRAY": lambda rgb: cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)[:, :, None],
+    "HSV": lambda rgb: cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV),
+    "YCBCR": lambda rgb: np.ascontiguousarray(cv2.cvtColor(rgb, cv2.COLOR_RGB2YCrCb)[:, :, [0, 2, 1]]),
+}
+CTYPES = (*_FROM_RGB, "RGBA", "NONE")
+
+
+def _pil_bands(path: Path) -> tuple[bool, bool]:
+    """(colour, alpha) of a raster file as Pillow decodes it; (True, False) for what Pillow does not open."""
+    try:
+        with PILImage.open(path) as pil:
+            bands = set(pil.getbands())
+            alpha = "A" in bands or (pil.mode == "P" and "transparency" in pil.info)
+            colour = pil.mode == "P" or not bands <= {"L", "I", "F", "1", "A", "I;16"}
+            return colour, alpha
+    except (OSError, ValueError):  # DICOM and others the core reader handles
+        return True, False
+
+
+def _alpha(path: Path) -> np.ndarray:
+    with PILImage.open(path) as pil:
+        return np.asarray(ImageOps.exif_transpose(pil).convert("RGBA"))[:, :, 3:]
+
+
+def read_plane(path: Path, ctype: str) -> np.ndarray:
+    """One image file as H x W x C uint8 in colour type `ctype` (dataset format §1.5)."""
+    item = read_input(path)
+    pixels = getattr(item, "pixels", None)
+    if pixels is None:
+        raise InputError(f"{path.name} is a volume; 2-D training takes images (a volume's slices can be planes)")
+    if ctype == "NONE":  # the decoded channels: 1 for a grey file, 4 with an alpha channel, else 3
+        colour, alpha = _pil_bands(path)
+        ctype = ("RGBA" if alpha else "RGB") if colour else "GRAY"
+    if ctype == "RGBA":
+        return np.concatenate([pixels, _alpha(path)], axis=2)
+    convert = _FROM_RGB.get(ctype)
+    if convert is None:
+        raise InputError(f"colour type {ctype!r} is not one of {', '.join(CTYPES)}")
+    return convert(pixels)
+
+
+def read_sample(root: Path, location: str | list[str], ctype: str, where: str) -> np.ndarray:
+    """A sample's pixels: its one file, or its planes converted one by one and stacked as channels in order."""
+    planes = location if isinstance(location, list) else [location]
+    arrays = [read_plane(dataset_file(root, plane, where), ctype) for plane in planes]
+    for plane, array in zip(planes[1:], arrays[1:], strict=True):
+        if array.shape[:2] != arrays[0].shape[:2]:
+            (h, w), (h0, w0) = array.shape[:2], arrays[0].shape[:2]
+            raise InputError(f"{where}: plane {plane!r} is {w}x{h} but {planes[0]!r} is {w0}x{h0}")
+    return arrays[0] if len(arrays) == 1 else np.concatenate(arrays, axis=2)
+
+
+def read_mask(path: Path, ctype_gt: str | None, where: str) -> np.ndarray:
+    """A ground-truth mask as H x W pixel values, read as `ctype_gt` (default GRAY); it must give one channel."""
+    mask = read_plane(path, ctype_gt or "GRAY")
+    if mask.shape[2] != 1:
+        raise InputError(
+            f"{where}: ctype_gt {ctype_gt} reads the mask as {mask.shape[2]} channels; masks are class indexes in one "
+            "channel (use ctype_gt GRAY, or NONE with single-channel mask files)"
+        )
+    return mask[:, :, 0]
 
 
 @dataclass
@@ -35,8 +107,10 @@ class SplitData(torch.utils.data.Dataset):
     ids: list[int]
     task: Task
     size: tuple[int, int]  # (height, width)
-    gray: bool
+    gray: bool  # the colour type when `ctype` is empty (GRAY, else RGB)
     pipeline: Pipeline
+    ctype: str = ""
+    ctype_gt: str | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -61,12 +135,10 @@ class SplitData(torch.utils.data.Dataset):
         return x, self._target(sample)
 
     def _image(self, location: str | list[str], where: str) -> np.ndarray:
-        first = location[0] if isinstance(location, list) else location
-        pixels = read_input(dataset_file(self.root, first, where)).pixels
-        return cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY)[:, :, None] if self.gray else pixels
+        return read_sample(self.root, location, self.ctype or ("GRAY" if self.gray else "RGB"), where)
 
     def _mask(self, location: str, where: str) -> np.ndarray:
-        mask = np.asarray(read_input(dataset_file(self.root, location, where)).pixels[:, :, 0])
+        mask = read_mask(dataset_file(self.root, location, where), self.ctype_gt, where)
         binary = len(self.spec.classes) <= 1
         return (mask > 0).astype(np.uint8) if binary else mask.astype(np.uint8)
 

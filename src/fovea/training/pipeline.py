@@ -17,6 +17,7 @@ from fovea.core.card import ModelCard
 from fovea.core.export import to_onnx
 from fovea.core.predictions import Task
 from fovea.datasets import DatasetSpec, load_dataset_yaml
+from fovea.datasets.deephealth import served_color
 from fovea.paths import atomic_path
 from fovea.training.augmentations import build_pipeline
 from fovea.training.data import Pipeline, SplitData, num_outputs
@@ -32,9 +33,11 @@ class TrainingJob:
     parent_name: str
     yaml_path: Path
     dataset_name: str
-    gray: bool
+    gray: bool  # the colour type when `ctype` is empty (GRAY, else RGB)
     out: Path
     process_id: str = ""
+    ctype: str = ""  # the dataset's colour type for images (§1.5), and for masks (`ctype_gt`, default GRAY)
+    ctype_gt: str | None = None
 
     def run(self, *, report: Callable[[str], None], check_stop: Callable[[], None]) -> list[EpochResult]:
         torch.set_flush_denormal(True)  # denormals slow CPU training several-fold as weights decay towards zero
@@ -45,15 +48,21 @@ class TrainingJob:
         kinds = ("Training", "Validation", "Test")
         pipelines = {kind: build_pipeline(s.get(f"{kind} augmentations")) for kind in kinds}
 
+        ctype = self.ctype or ("GRAY" if self.gray else "RGB")
+
         def split(name: str, pipeline: Pipeline) -> SplitData:
-            return SplitData(spec, self.yaml_path.parent, spec.ids(name), task, size, self.gray, pipeline)
+            ids = spec.ids(name)
+            return SplitData(spec, self.yaml_path.parent, ids, task, size, self.gray, pipeline, ctype, self.ctype_gt)
 
         training, validation = split("training", pipelines["Training"]), split("validation", pipelines["Validation"])
         probe = split("training", pipelines["Test"])
         sample = probe[0][0].unsqueeze(0).numpy()
+        first = spec.samples[probe.ids[0]].location
+        planes = len(first) if isinstance(first, list) else 1
+        color = served_color(ctype, planes, sample.shape[1])  # before any training: the card must describe it
         cut_at = s.get("cut_at") if s.get("fine_tuning") == "new head" else None
         network = load_network(self.parent_file, task, num_outputs(spec, task), layer_to_remove=cut_at, sample=sample)
-        card = self.card(spec, task, pipelines["Test"], sample.shape[1], size)
+        card = self.card(spec, task, pipelines["Test"], sample.shape[1], size, color)
         hp = Hyperparameters(
             epochs=int(s["Epochs"]),
             batch_size=int(s["Batch size"]),
@@ -73,7 +82,9 @@ class TrainingJob:
         trainer = Trainer(network, task, hp, report=report, check_stop=check_stop, checkpoint=checkpoint)
         return trainer.fit(training, validation if len(validation) else None)
 
-    def card(self, spec: DatasetSpec, task: Task, test: Pipeline, channels: int, size: tuple[int, int]) -> ModelCard:
+    def card(
+        self, spec: DatasetSpec, task: Task, test: Pipeline, channels: int, size: tuple[int, int], color: str = ""
+    ) -> ModelCard:
         """The card that makes serving compute the tensors training's test pipeline computes.
 
         Serving maps each pixel value v to (v * scale - mean) / std after a stretch resize. The test pipeline's
@@ -101,7 +112,7 @@ class TrainingJob:
             classes=classes,
             regressions=spec.features if task is Task.REGRESSION else (),
             input={
-                "color": "GRAY" if channels == 1 else "RGB",
+                "color": color or ("GRAY" if channels == 1 else "RGB"),
                 "size": size,
                 "resize": "stretch",
                 "scale": scale,

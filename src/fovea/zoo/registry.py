@@ -77,6 +77,22 @@ def _entries(root: Path) -> list[ZooEntry]:
             1,
         ),
         ZooEntry(
+            "retinaface-mobilenet-widerface",
+            "model",
+            "detection",
+            root / "retinaface-mobilenet-widerface.onnx",
+            "RetinaFace (MobileNet-0.25) face detector trained on WIDER FACE",
+            1,
+        ),
+        ZooEntry(
+            "ppocrv6-det-text",
+            "model",
+            "segmentation",
+            root / "ppocrv6-det-text.onnx",
+            "PP-OCRv6's DBNet text detector as a one-class (text) segmenter",
+            1,
+        ),
+        ZooEntry(
             "digits",
             "dataset",
             "classification",
@@ -101,7 +117,7 @@ def build_zoo(
     Each piece appears complete or not at all (files are renamed into place), so an interrupted build
     resumes where it stopped.
     """
-    from fovea.zoo import digits, efficientnet, samples, unet
+    from fovea.zoo import digits, efficientnet, retinaface, samples, textdet, unet
 
     say = progress or (lambda message: None)
     root = zoo_dir(out)
@@ -113,6 +129,8 @@ def build_zoo(
         "digits-lenet": digits.build_model,  # after "digits": it trains on that dataset's training split
         "lenet-random": digits.build_random,
         "unet-random": unet.build,
+        "retinaface-mobilenet-widerface": retinaface.build,
+        "ppocrv6-det-text": textdet.build,
     }
     entries = {entry.name: entry for entry in _entries(root)}
     for name, build in builders.items():

@@ -12,7 +12,8 @@ from fovea.core.formats.coco import coco_categories, to_coco_results
 from fovea.core.formats.deephealth import to_deephealth_value
 from fovea.core.formats.masks import decode_bitmap, encode_bitmap, rle_decode, rle_encode
 from fovea.core.formats.supervisely import supervisely_project_meta, to_supervisely_annotation
-from fovea.core.predictions import Prediction
+from fovea.core.predictions import Prediction, Task
+from fovea.core.tasks.segmentation import volume_slices
 from fovea.errors import InputError
 
 FORMATS = ("json", "aicoco", "supervisely", "coco")
@@ -54,21 +55,28 @@ def format_predictions(
     if fmt == "json":
         return [to_canonical(p) for p in predictions]
     if fmt == "aicoco":
-        entries = [{"category_ids": None, "regressions": None, **image} for image in images]
-        if len(predictions) == 1 and len(predictions[0].size) == 3:
-            return to_aicoco(
-                predictions,
-                [{**entries[0], "id": f"{entries[0]['id']}-{z}", "index": z} for z in range(predictions[0].size[0])],
-                card,
-            )
+        entries = []
+        for prediction, image in zip(predictions, images, strict=True):
+            entry = {"category_ids": None, "regressions": None, **image}
+            if len(prediction.size) == 3:  # a volume: one entry per slice, as a client sends a series
+                entries += [{**entry, "id": f"{entry['id']}-{z}", "index": z} for z in range(prediction.size[0])]
+            else:
+                entries.append(entry)
         return to_aicoco(predictions, entries, card)
-    if fmt == "supervisely":
+    if fmt == "supervisely":  # annotations of 2-D images: a volume's masks as one annotation per slice
         return [
-            {"image_name": image["file_name"], "annotation": to_supervisely_annotation(p, card)}
-            for p, image in zip(predictions, images, strict=True)
-            if len(p.size) == 2
+            {"image_name": name, "annotation": to_supervisely_annotation(p, card)}
+            for prediction, image in zip(predictions, images, strict=True)
+            for name, p in _planes(prediction, image["file_name"])
         ]
     return {
         "categories": coco_categories(card),
         "results": to_coco_results(predictions, list(range(len(predictions))), card),
     }
+
+
+def _planes(prediction: Prediction, name: str) -> list[tuple[str, Prediction]]:
+    """(image name, prediction): the prediction itself, or for a volume's masks each slice, named `name#z`."""
+    if len(prediction.size) == 3 and prediction.task is Task.SEGMENTATION:
+        return [(f"{name}#{z}", plane) for z, plane in enumerate(volume_slices(prediction))]
+    return [(name, prediction)]

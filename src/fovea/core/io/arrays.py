@@ -44,3 +44,19 @@ def to_uint8(array: np.ndarray) -> np.ndarray:
     values *= 255.0 / (hi - lo)
     np.rint(values, out=values)
     return values.astype(np.uint8)
+
+
+def window_to_uint8(values: np.ndarray, window: tuple[float, float]) -> np.ndarray:
+    """Scanner values to uint8 over a fixed (low, high) window: low and below become 0, high and above 255.
+
+    Unlike `to_uint8`, the mapping does not depend on the scan's own range, so one tissue gets one grey level
+    on every scan (a CT model's HU window). NaN counts as low.
+    """
+    low, high = (float(v) for v in window)
+    if not high > low:
+        raise ValueError(f"a window needs low < high, got ({low}, {high})")
+    scaled = (values.astype(np.float32) - np.float32(low)) * np.float32(255.0 / (high - low))
+    np.nan_to_num(scaled, copy=False, nan=0.0)
+    np.clip(scaled, 0, 255, out=scaled)
+    np.rint(scaled, out=scaled)
+    return scaled.astype(np.uint8)

@@ -1,8 +1,10 @@
 """DICOM (pydicom): one file to an `Image` (or a `Volume` when multi-frame), a series of files to a `Volume`.
 
-Grayscale values are in scanner units: stored values times RescaleSlope plus RescaleIntercept (Hounsfield
-units for CT). MONOCHROME1 (low values bright) is inverted over the stored bit range, so that high values
-are bright as in MONOCHROME2 and slices of one series stay comparable.
+Grayscale values are in scanner units: stored values through the Modality LUT Sequence when there is one
+(pydicom's `apply_modality_lut`), else times RescaleSlope plus RescaleIntercept, read from the data set or,
+in an enhanced multi-frame file, from its shared or per-frame Pixel Value Transformation (Hounsfield units for
+CT). MONOCHROME1 (low values bright) is inverted over the stored bit range, so that high values are bright as
+in MONOCHROME2 and slices of one series stay comparable.
 
 A deflated file (Deflated Explicit VR Little Endian) is inflated here, within `Limits.max_decoded_bytes`,
 before pydicom sees it: pydicom itself would inflate the whole data set at once, however large.
@@ -18,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from fovea.core.io.arrays import image_from_array
+from fovea.core.io.arrays import image_from_array, window_to_uint8
 from fovea.core.io.limits import DEFAULT_LIMITS, Inflater, Limits, check_bytes, check_decoded, label, read_file
 from fovea.core.io.media import Image, Volume
 from fovea.errors import InputError, LimitExceeded
@@ -29,12 +31,19 @@ _META_START = 132  # the 128-byte preamble and "DICM"
 Source = bytes | str | Path
 
 
-def read_dicom(data: bytes, *, name: str = "", limits: Limits = DEFAULT_LIMITS) -> Image | Volume:
+def read_dicom(
+    data: bytes,
+    *,
+    name: str = "",
+    limits: Limits = DEFAULT_LIMITS,
+    window: tuple[float, float] | None = None,
+) -> Image | Volume:
     """One DICOM file.
 
-    A single grayscale frame gives an `Image` (scanner values scaled to 0..255 over their own range), a
-    multi-frame grayscale file a `Volume` in scanner units, and a colour file (RGB, YBR, palette) an
-    `Image` of its first frame.
+    A single grayscale frame gives an `Image`: scanner values scaled to 0..255 over their own range, or over
+    `window` (low, high) when given, so that one value gets one grey level on every file. A multi-frame
+    grayscale file gives a `Volume` in scanner units, and a colour file (RGB, YBR, palette) an `Image` of its
+    first frame.
     """
     check_bytes(data, name, limits)
     ds = _dataset(data, name, limits)
@@ -49,7 +58,7 @@ def read_dicom(data: bytes, *, name: str = "", limits: Limits = DEFAULT_LIMITS) 
     values = scanner_values(ds, name)
     if frames > 1:
         return Volume(values, (_frame_spacing(ds), *_pixel_spacing(ds)), name=name)
-    return image_from_array(values, name)
+    return image_from_array(values if window is None else window_to_uint8(values, window), name)
 
 
 def read_dicom_series(
@@ -84,26 +93,69 @@ def read_dicom_series(
         voxels[k] = scanner_values(datasets[i], names[i])
     first = datasets[order[0]]
     z = _median_step(positions) if positions is not None else 0.0
+    spacing = (z or _slice_thickness(first), *_pixel_spacing(first))
     return Volume(
         voxels,
-        (z or _slice_thickness(first), *_pixel_spacing(first)),
+        spacing,
         name=names[order[0]],
         slice_names=[names[i] for i in order],
+        affine=_affine(first, spacing) if positions is not None else None,
     )
 
 
 def scanner_values(ds: Any, name: str) -> np.ndarray:
-    """A grayscale dataset's pixels as float32 scanner units: rescaled, MONOCHROME1 inverted."""
-    values = _decode(ds, name).astype(np.float32)
-    if str(ds.get("PhotometricInterpretation", "")).upper() == "MONOCHROME1":
-        lo, hi = _stored_range(ds, values)
-        np.subtract(lo + hi, values, out=values)
-    slope, intercept = _number(ds, "RescaleSlope", 1.0), _number(ds, "RescaleIntercept", 0.0)
-    if slope != 1.0:
+    """A grayscale dataset's pixels as float32 scanner units: MONOCHROME1 inverted, then the modality
+    transformation (LUT, or slope and intercept, per frame where an enhanced file gives them per frame)."""
+    pixels = _decode(ds, name)
+    if ds.get("ModalityLUTSequence"):
+        from pydicom.pixels import apply_modality_lut
+
+        try:
+            values = np.asarray(apply_modality_lut(pixels, ds), np.float32)
+        except Exception as exc:  # a malformed LUT descriptor or data
+            raise InputError(f"{label(name)}: cannot apply the DICOM Modality LUT ({_why(exc)})") from None
+        return _invert_monochrome1(ds, values, stored=False)
+    values = _invert_monochrome1(ds, pixels.astype(np.float32), stored=True)
+    slope, intercept = _rescale(ds, values.shape[0] if values.ndim == 3 else 0)
+    if np.any(slope != 1.0):
         values *= slope
-    if intercept != 0.0:
+    if np.any(intercept != 0.0):
         values += intercept
     return values
+
+
+def _invert_monochrome1(ds: Any, values: np.ndarray, *, stored: bool) -> np.ndarray:
+    if str(ds.get("PhotometricInterpretation", "")).upper() == "MONOCHROME1":
+        lo, hi = _stored_range(ds, values) if stored else (float(values.min()), float(values.max()))
+        np.subtract(lo + hi, values, out=values)
+    return values
+
+
+def _rescale(ds: Any, frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """RescaleSlope and RescaleIntercept, as scalars or (frames, 1, 1) arrays for a multi-frame file.
+
+    A classic file has them in the data set. An enhanced multi-frame file (enhanced CT/MR) has them in a Pixel
+    Value Transformation item of its per-frame or shared functional groups; per frame they may differ.
+    """
+    shared = _functional_item(ds, "SharedFunctionalGroupsSequence", 0)
+    per_frame = [_functional_item(ds, "PerFrameFunctionalGroupsSequence", i) for i in range(frames)]
+    if frames and any(item is not None for item in per_frame):
+        items = [item if item is not None else shared if shared is not None else ds for item in per_frame]
+        slopes = np.array([_number(item, "RescaleSlope", 1.0) for item in items], np.float32)
+        intercepts = np.array([_number(item, "RescaleIntercept", 0.0) for item in items], np.float32)
+        return slopes[:, None, None], intercepts[:, None, None]
+    source = ds if "RescaleSlope" in ds or "RescaleIntercept" in ds or shared is None else shared
+    slope, intercept = _number(source, "RescaleSlope", 1.0), _number(source, "RescaleIntercept", 0.0)
+    return np.float32(slope), np.float32(intercept)  # type: ignore[return-value]
+
+
+def _functional_item(ds: Any, sequence: str, index: int) -> Any:
+    """The Pixel Value Transformation item of one functional group (enhanced multi-frame files), if any."""
+    try:
+        item = getattr(ds, sequence)[index].PixelValueTransformationSequence[0]
+    except (AttributeError, IndexError, KeyError, TypeError):
+        return None
+    return item if "RescaleSlope" in item or "RescaleIntercept" in item else None
 
 
 def _dataset(data: bytes, name: str, limits: Limits) -> Any:
@@ -222,6 +274,20 @@ def _slice_order(datasets: list[Any]) -> tuple[list[int], list[float] | None]:
         return order, [positions[i] for i in order]  # type: ignore[misc]
     instances = [_number(ds, "InstanceNumber", float("inf")) for ds in datasets]
     return sorted(range(len(datasets)), key=lambda i: (instances[i], i)), None
+
+
+def _affine(first: Any, spacing: tuple[float, float, float]) -> np.ndarray | None:
+    """Voxel (column, row, slice) to RAS millimetres, NIfTI's convention, from the first slice's position and
+    orientation (DICOM's patient axes are LPS: x and y change sign). None without an orientation."""
+    cosines = _floats(first.get("ImageOrientationPatient"), 6)
+    origin = _floats(first.get("ImagePositionPatient"), 3)
+    if cosines is None or origin is None:
+        return None
+    dz, dy, dx = spacing
+    columns, rows = cosines[:3], cosines[3:]  # direction of increasing column index, then of increasing row index
+    lps = np.eye(4)
+    lps[:3, 0], lps[:3, 1], lps[:3, 2], lps[:3, 3] = columns * dx, rows * dy, np.cross(columns, rows) * dz, origin
+    return np.diag([-1.0, -1.0, 1.0, 1.0]) @ lps
 
 
 def _normal(ds: Any) -> np.ndarray:

@@ -36,13 +36,16 @@ class Volume:
     """A 3-D scan: `voxels` (depth, height, width) float32 in the scanner's units (e.g. HU for CT).
 
     `spacing` is (z, y, x) in millimetres. `slice_names` names each slice (DICOM file names, in slice
-    order; `name#index` for NIfTI), so results can be reported per slice.
+    order; `name#index` for NIfTI), so results can be reported per slice. `affine` is the 4x4 map from voxel
+    index (x, y, z) = (width, height, depth) to scanner millimetres (RAS), when the files gave one (NIfTI, a
+    DICOM series with positions), so a mask written for the volume lands where the scan is.
     """
 
     voxels: np.ndarray
     spacing: tuple[float, float, float] = (1.0, 1.0, 1.0)
     name: str = ""
     slice_names: list[str] = field(default_factory=list)
+    affine: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if not self.slice_names:

@@ -5,8 +5,9 @@ array, i.e. (x, y, z). A `Volume` is that array with its axes reversed, (k, j, i
 slice d is the d-th plane along the third voxel axis, its rows follow j and its columns i (the array layout
 SimpleITK's GetArrayFromImage gives). The affine is not applied: nothing is resampled or turned to a
 standard (RAS) orientation, so a mask written by `write_nifti` lines up voxel for voxel with the volume it
-was predicted on. `Volume` has no field for the affine, so a written file carries a diagonal affine made
-from the spacing, not the source file's position and rotation.
+was predicted on. The file's affine (its best one: sform, else qform) is kept as `Volume.affine`, and
+`write_nifti` writes it back, so the mask also carries the scan's position and rotation; a Volume without
+one (a multi-frame DICOM file, arrays) is written with a diagonal affine made from its spacing.
 """
 
 from __future__ import annotations
@@ -61,31 +62,43 @@ def read_nifti(source: bytes | str | Path, *, name: str = "", limits: Limits = D
     zooms = [float(z) if z > 0 else 1.0 for z in header.get_zooms()[:3]] + [1.0, 1.0]
     # nibabel's array is Fortran-ordered, so the reversed-axes view is C-contiguous and costs no copy.
     voxels = np.ascontiguousarray(xyz.reshape(shape, order="F").transpose(2, 1, 0))
-    return Volume(voxels, (zooms[2], zooms[1], zooms[0]), name=name)
+    affine = np.asarray(header.get_best_affine(), np.float64)
+    known = affine if np.isfinite(affine).all() else None
+    return Volume(voxels, (zooms[2], zooms[1], zooms[0]), name=name, affine=known)
 
 
 def write_nifti(
     volume: Volume | np.ndarray,
     path: str | Path | None = None,
     spacing: tuple[float, float, float] | None = None,
+    affine: np.ndarray | None = None,
 ) -> bytes:
     """The inverse of `read_nifti`: a (depth, height, width) array or `Volume` as NIfTI-1 bytes.
 
-    `spacing` is (z, y, x) in mm (default: the Volume's, else 1 mm). The bytes are gzipped unless `path`
-    ends in `.nii`; with a path they are also written there, atomically. Masks keep their integer type
-    (bool becomes uint8, 64-bit integers become int32).
+    `affine` (4x4, voxel (x, y, z) to mm; default: the Volume's) places the voxels; without one, `spacing`
+    (z, y, x) in mm (default: the Volume's, else 1 mm) makes a diagonal affine. To write a mask predicted on
+    a volume, pass the volume's spacing and affine. The bytes are gzipped unless `path` ends in `.nii`; with
+    a path they are also written there, atomically. Masks keep their integer type (bool becomes uint8, 64-bit
+    integers become int32).
     """
     import nibabel as nib
 
     if isinstance(volume, Volume):
         array, spacing = volume.voxels, spacing or volume.spacing
+        affine = affine if affine is not None else volume.affine
     else:
         array = np.asarray(volume)
     if array.ndim != 3:
         raise ValueError(f"write_nifti takes a (depth, height, width) array, got shape {array.shape}")
     sz, sy, sx = (float(s) for s in (spacing or (1.0, 1.0, 1.0)))
+    if affine is None:
+        affine = np.diag([sx, sy, sz, 1.0])
+    elif np.shape(affine) != (4, 4):
+        raise ValueError(f"write_nifti takes a 4x4 affine, got shape {np.shape(affine)}")
     # The reversed-axes view of a C-ordered array is Fortran-ordered: nibabel writes it without a copy.
-    image = nib.Nifti1Image(_storable(array).transpose(2, 1, 0), np.diag([sx, sy, sz, 1.0]))
+    image = nib.Nifti1Image(_storable(array).transpose(2, 1, 0), np.asarray(affine, np.float64))
+    image.set_qform(image.affine, code="scanner")  # both forms: readers differ in which one they trust
+    image.set_sform(image.affine, code="scanner")
     image.header.set_xyzt_units("mm")
     raw = image.to_bytes()
     gzipped = path is None or not str(path).lower().endswith(".nii")

@@ -29,7 +29,14 @@ ACTIVATIONS = {"softmax": softmax, "sigmoid": sigmoid, "identity": lambda x: x}
 def decode(
     card: ModelCard, outputs: Sequence[np.ndarray], geometries: Sequence[Geometry], settings: dict[str, Any]
 ) -> list[Prediction]:
-    scores = outputs[0].reshape(len(geometries), -1).astype(np.float32)
+    return decode_sizes(card, outputs, [geometry.original_size for geometry in geometries], settings)
+
+
+def decode_sizes(
+    card: ModelCard, outputs: Sequence[np.ndarray], sizes: Sequence[tuple[int, ...]], settings: dict[str, Any]
+) -> list[Prediction]:
+    """One prediction per input of the batch; `sizes` are the inputs' (height, width) or (depth, height, width)."""
+    scores = outputs[0].reshape(len(sizes), -1).astype(np.float32)
     n_classes = len(card.classes)
     if scores.shape[1] != n_classes:
         raise ValueError(f"model gives {scores.shape[1]} scores but its card names {n_classes} classes")
@@ -38,7 +45,7 @@ def decode(
     ranked = np.where(allowed, probabilities, -np.inf) if allowed is not None else probabilities
     order = np.argsort(-ranked, axis=1, kind="stable")
     predictions = []
-    for i, geometry in enumerate(geometries):
+    for i, size in enumerate(sizes):
         ranked_i = ranked[i, order[i]]
         if card.task is Task.MULTILABEL:
             keep = order[i][ranked_i >= settings["threshold"]]
@@ -48,7 +55,7 @@ def decode(
         predictions.append(
             Prediction(
                 task=card.task,
-                size=geometry.original_size,
+                size=size,
                 class_names=card.class_names,
                 labels=keep.astype(np.int64),
                 scores=probabilities[i, keep],

@@ -15,7 +15,12 @@ from fovea.core.predictions import Prediction, Task
 def decode(
     card: ModelCard, outputs: Sequence[np.ndarray], geometries: Sequence[Geometry], settings: dict[str, Any]
 ) -> list[Prediction]:
-    n = len(geometries)
+    return decode_sizes(card, outputs, [geometry.original_size for geometry in geometries])
+
+
+def decode_sizes(card: ModelCard, outputs: Sequence[np.ndarray], sizes: Sequence[tuple[int, ...]]) -> list[Prediction]:
+    """One prediction per input of the batch; `sizes` are the inputs' (height, width) or (depth, height, width)."""
+    n = len(sizes)
     # One (N, R) output, or one (N,) / (N, 1) output per regression name.
     columns = np.concatenate([np.asarray(o, np.float64).reshape(n, -1) for o in outputs], axis=1)
     names = card.regressions
@@ -24,8 +29,8 @@ def decode(
     return [
         Prediction(
             task=Task.REGRESSION,
-            size=geometry.original_size,
+            size=size,
             values={name: float(v) for name, v in zip(names, columns[i], strict=True)},
         )
-        for i, geometry in enumerate(geometries)
+        for i, size in enumerate(sizes)
     ]

@@ -1,7 +1,8 @@
 """Semantic segmentation: per-class masks in original pixels, for 2-D images and 3-D volumes.
 
 `argmax` takes (N, C, H, W) class logits (or probabilities) and gives each pixel one class;
-`sigmoid_threshold` takes (N, C, H, W) logits and gives each class its own, possibly overlapping, mask.
+`sigmoid_threshold` takes (N, C, H, W) logits and gives each class its own, possibly overlapping, mask; a card's
+`decoder.unclip_ratio` then grows each region of it, as DBNet text detectors need (see `unclip`).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import cv2
 import numpy as np
 
 from fovea.core.card import ModelCard
@@ -59,6 +61,8 @@ def decode(
             labels, scores, masks = masks_from_label_map(label_map, confidence, n_classes, allowed)
         else:
             labels, scores, masks = _thresholded(sigmoid(logits[i]), geometry, settings["threshold"], allowed)
+            if card.decoder.unclip_ratio:
+                masks = np.stack([unclip(m, card.decoder.unclip_ratio) for m in masks]) if len(masks) else masks
         predictions.append(
             Prediction(
                 task=Task.SEGMENTATION,
@@ -90,6 +94,33 @@ def _thresholded(
     return np.array(labels, np.int64), np.array(scores, np.float32), np.stack(masks)
 
 
+def unclip(mask: np.ndarray, ratio: float) -> np.ndarray:
+    """Each 8-connected region of a 2-D mask grown by area * ratio / perimeter pixels, with round corners.
+
+    DBNet segments only the shrunk core of each text line and its authors' post-processing (RapidOCR's, PaddleOCR's)
+    offsets every core polygon outwards by that distance (1.5 gives back the whole line); the same rule, applied to
+    the pixels rather than to a polygon, so that the mask covers the glyphs. The distance follows each region's
+    thickness (area / perimeter is about half of it for a line), so small and large print both grow back whole.
+    """
+    count, regions, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    grown = mask.copy()
+    height, width = mask.shape
+    for region in range(1, count):
+        x, y, w, h, area = stats[region]
+        core = (regions[y : y + h, x : x + w] == region).astype(np.uint8)
+        contours, _ = cv2.findContours(core, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+        perimeter = max(sum(cv2.arcLength(c, closed=True) for c in contours), 1.0)
+        r = round(area * ratio / perimeter)
+        if r < 1:
+            continue
+        y1, x1, y2, x2 = max(y - r, 0), max(x - r, 0), min(y + h + r, height), min(x + w + r, width)
+        canvas = np.zeros((y2 - y1, x2 - x1), np.uint8)
+        canvas[y - y1 : y - y1 + h, x - x1 : x - x1 + w] = core
+        disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+        grown[y1:y2, x1:x2] |= cv2.dilate(canvas, disk).astype(bool)
+    return grown
+
+
 def decode_volume(
     card: ModelCard, output: np.ndarray, size: tuple[int, int, int], settings: dict[str, Any]
 ) -> Prediction:
@@ -118,3 +149,27 @@ def decode_volume(
         scores=scores,
         masks=masks,
     )
+
+
+def volume_slices(prediction: Prediction) -> list[Prediction]:
+    """A volume's segmentation as one 2-D prediction per slice, named `source#z` (for formats that annotate
+    images, not volumes): each slice lists the classes present on it, with their scores over the volume."""
+    if len(prediction.size) != 3:
+        raise ValueError(f"volume_slices takes a (depth, height, width) prediction, not size {prediction.size}")
+    masks = prediction.masks if prediction.masks is not None else np.zeros((0, *prediction.size), bool)
+    slices = []
+    for z in range(prediction.size[0]):
+        planes = masks[:, z]
+        present = planes.reshape(len(planes), -1).any(axis=1)
+        slices.append(
+            Prediction(
+                task=Task.SEGMENTATION,
+                size=prediction.size[1:],
+                class_names=prediction.class_names,
+                source=f"{prediction.source}#{z}",
+                labels=prediction.labels[present],
+                scores=prediction.scores[present],
+                masks=planes[present],
+            )
+        )
+    return slices

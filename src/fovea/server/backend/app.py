@@ -21,6 +21,7 @@ from fovea.server.backend import (
     auth_routes,
     catalog_routes,
     dataset_routes,
+    explain_routes,
     media_routes,
     process_routes,
     property_routes,
@@ -93,6 +94,7 @@ def create_backend_app(settings: PlatformSettings, db: Database) -> ASGIApp:
     backend.include_router(dataset_routes.router)
     backend.include_router(media_routes.router)
     backend.include_router(process_routes.router)
+    backend.include_router(explain_routes.router)
     backend.include_router(training_routes.router)
     backend.include_router(session_routes.router)
     app.include_router(backend)

@@ -14,6 +14,7 @@ from starlette.datastructures import UploadFile
 from fovea.core.io import Limits
 from fovea.platform import datasets
 from fovea.platform.dataset_urls import archive_from_url
+from fovea.platform.enums import TaskId
 from fovea.platform.errors import InputError
 from fovea.platform.models import User
 from fovea.server.backend.deps import (
@@ -105,7 +106,7 @@ async def _by_url(request: Request) -> tuple[dict[str, Any], bytes]:
         url,
         limits,
         max_total_bytes=config.max_upload_bytes,
-        segmentation=fields.get("task_id") == datasets.SEGMENTATION,
+        segmentation=fields.get("task_id") == TaskId.SEGMENTATION,
     )
     return fields, archive
 

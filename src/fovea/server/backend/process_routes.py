@@ -15,6 +15,7 @@ from fovea.core.io import Limits
 from fovea.jobs.inference import outputs_dir
 from fovea.platform import processes
 from fovea.platform.datasets import process_input, thumbnail
+from fovea.platform.enums import ProcessState, ProcessType
 from fovea.platform.errors import InputError, NotFound
 from fovea.platform.models import Weights
 from fovea.server.backend.deps import DB, BackendRoute, CurrentUser, JsonBody, PathId, QueryId, database, settings
@@ -22,7 +23,7 @@ from fovea.server.backend.deps import DB, BackendRoute, CurrentUser, JsonBody, P
 router = APIRouter(route_class=BackendRoute)
 
 
-def launch(request: Request, process_type: str, process_id: str) -> None:
+def launch(request: Request, process_type: ProcessType, process_id: str) -> None:
     """Queue the job after the commit: the worker must find the row."""
     executor = request.app.state.executor
     executor.submit_process(process_type, process_id, database(request).url, settings(request).storage_dir)
@@ -32,7 +33,7 @@ def launch(request: Request, process_type: str, process_id: str) -> None:
 def inference(request: Request, user: CurrentUser, body: JsonBody) -> dict[str, Any]:
     with database(request).transaction() as db:
         process_id = processes.create_inference(db, db.merge(user), body, settings(request).storage_dir).id
-    launch(request, "testing", process_id)
+    launch(request, ProcessType.INFERENCE, process_id)
     return {"result": "ok", "process_id": process_id}
 
 
@@ -49,7 +50,7 @@ def inference_single(request: Request, user: CurrentUser, body: JsonBody) -> dic
         if folder is not None:
             shutil.rmtree(folder, ignore_errors=True)
         raise
-    launch(request, "testing", process_id)
+    launch(request, ProcessType.INFERENCE, process_id)
     return {"result": "ok", "process_id": process_id}
 
 
@@ -71,8 +72,8 @@ def status(user: CurrentUser, db: DB, process_id: str | None = None, full: bool 
         return JSONResponse({"result": "error", "error": "Process not found"}, 404)
     lines = processes.lines(db, process)
     data: Any = lines if full else (lines[-1] if lines else "")
-    result = "error" if process.state == "failed" else "ok"
-    kind = "training" if process.process_type == "training" else "testing"
+    result = "error" if process.state == ProcessState.FAILED else "ok"
+    kind = ProcessType.TRAINING if process.process_type == ProcessType.TRAINING else ProcessType.INFERENCE
     return JSONResponse(
         [{"result": result, "status": {"process_type": kind, "process_status": process.state, "process_data": data}}]
     )
@@ -89,11 +90,11 @@ def output(
         process = processes.get_process(db, user, process_id)
     except NotFound:
         process = None
-    if process is None or process.state in ("stopped", "failed"):
+    if process is None or process.state in (ProcessState.STOPPED, ProcessState.FAILED):
         return JSONResponse({"result": "Process stopped before finishing or non existing."}, 404)
-    if process.process_type == "training":
+    if process.process_type == ProcessType.TRAINING:
         raise InputError("output is for inference processes; this is a training")
-    if process.state != "finished":
+    if process.state != ProcessState.FINISHED:
         return JSONResponse({"result": "Process in execution. Try later for output results."})
     stored = json.loads((outputs_dir(settings(request).storage_dir, process.id) / "outputs.json").read_text())
     if format is None:
@@ -117,11 +118,23 @@ def output(
 
 @router.get("/media/{process_id}/{image_id}.png")
 def media(process_id: str, image_id: PathId, request: Request, user: CurrentUser, db: DB) -> Response:
+    return _mask(request, user, db, process_id, f"{image_id}.png", "image/png")
+
+
+@router.get("/media/{process_id}/{image_id}.nii.gz")
+def volume_media(process_id: str, image_id: PathId, request: Request, user: CurrentUser, db: DB) -> Response:
+    """A volume's mask: gzipped NIfTI-1 with the scan's affine, class indices as for PNG masks."""
+    return _mask(request, user, db, process_id, f"{image_id}.nii.gz", "application/gzip", download=True)
+
+
+def _mask(
+    request: Request, user: Any, db: Any, process_id: str, name: str, media_type: str, *, download: bool = False
+) -> Response:
     process = processes.get_process(db, user, process_id)
-    path = outputs_dir(settings(request).storage_dir, process.id) / f"{image_id}.png"
-    if process.state != "finished" or not path.is_file():
+    path = outputs_dir(settings(request).storage_dir, process.id) / name
+    if process.state != ProcessState.FINISHED or not path.is_file():
         raise NotFound("no such mask")
-    return FileResponse(path, media_type="image/png")
+    return FileResponse(path, media_type=media_type, filename=name if download else None)
 
 
 @router.get("/processes/{process_id}/images/{image_id}/thumbnail")

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from fovea.platform import trainings
+from fovea.platform.enums import ProcessType
 from fovea.platform.errors import InputError
 from fovea.server.backend.deps import DB, BackendRoute, CurrentUser, JsonBody, QueryId, database, settings
 from fovea.server.backend.process_routes import launch
@@ -19,7 +20,7 @@ def train(request: Request, user: CurrentUser, body: JsonBody) -> dict[str, Any]
     with database(request).transaction() as db:
         process, weights = trainings.create_training(db, db.merge(user), body, settings(request).storage_dir)
         process_id, weights_id = process.id, weights.id
-    launch(request, "training", process_id)
+    launch(request, ProcessType.TRAINING, process_id)
     return {"result": "ok", "process_id": process_id, "weight_id": weights_id}
 
 

@@ -5,14 +5,17 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.datastructures import FormData
 
+from fovea.core.card import ModelCard
 from fovea.core.formats import to_aicoco
 from fovea.core.io import read_dicom_series, read_input, sniff
+from fovea.core.predictions import Prediction
 from fovea.errors import InputError
 from fovea.server.errors import dialect_route
 from fovea.server.uploads import parse_json, read_files, read_form
@@ -34,11 +37,11 @@ async def ping(request: Request) -> Response:
 
 
 @router.post("/invocations")
-async def invocations(request: Request) -> dict[str, Any]:
+async def invocations(request: Request) -> Response:
     return await _invoke(request)
 
 
-async def _invoke(request: Request) -> dict[str, Any]:
+async def _invoke(request: Request) -> Response:
     session: ModelSession = request.app.state.session
     form = await read_form(request, session.limits)
     if form.get("tables") is not None:
@@ -51,19 +54,28 @@ async def _invoke(request: Request) -> dict[str, Any]:
     settings = fields.get("settings", {})
     if not isinstance(settings, dict):
         raise InputError("`settings` must be a JSON object")
-    settings = session.settings(settings)
+    settings = session.settings(settings)  # bad settings fail before anything is decoded
     uploads = _match(files, entries)
     if session.card.input.dims == 3:
-        prediction, ordered = await _volume(session, uploads, entries)
-        return to_aicoco([prediction], ordered, session.card)
-    ordered = sorted(entries, key=lambda e: e["index"])
-    predictions = await asyncio.gather(
-        *(session.predict_image_bytes(uploads[e["file_name"]], e["file_name"], settings) for e in ordered)
-    )
-    return to_aicoco(predictions, ordered, session.card)
+        prediction, ordered = await _volume(session, uploads, entries, settings)
+        predictions = [prediction]
+    else:
+        ordered = sorted(entries, key=lambda e: e["index"])
+        predictions = await asyncio.gather(
+            *(session.predict_upload(uploads[e["file_name"]], e["file_name"], settings) for e in ordered)
+        )
+    body = await session.offload(_aicoco_json, predictions, ordered, session.card)
+    return Response(body, media_type="application/json")
 
 
-async def _volume(session: ModelSession, uploads: dict[str, bytes], entries: list[dict[str, Any]]) -> tuple[Any, list]:
+def _aicoco_json(predictions: list[Prediction], entries: list[dict[str, Any]], card: ModelCard) -> bytes:
+    """The response body, built and encoded in one step (off the loop when a model's answers are costly)."""
+    return json.dumps(to_aicoco(predictions, entries, card), ensure_ascii=False, allow_nan=False).encode()
+
+
+async def _volume(
+    session: ModelSession, uploads: dict[str, bytes], entries: list[dict[str, Any]], settings: dict[str, Any]
+) -> tuple[Prediction, list]:
     kinds = {name: sniff(data, name) for name, data in uploads.items()}
     if set(kinds.values()) == {"dicom"}:
         names = list(uploads)
@@ -84,7 +96,7 @@ async def _volume(session: ModelSession, uploads: dict[str, bytes], entries: lis
             )
     else:
         raise InputError("a 3-D model takes one DICOM series or one NIfTI volume per request")
-    return await session.predict_volume(volume), ordered
+    return await session.predict_volume(volume, settings), ordered
 
 
 def _json_fields(form: FormData) -> dict[str, Any]:

@@ -8,30 +8,36 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
+from starlette.datastructures import UploadFile
 
 from fovea.core.formats import supervisely_project_meta, to_supervisely_annotation
 from fovea.core.io import Image, fetch_url, iter_frames, probe_video, sniff, video_frame_indices
-from fovea.errors import InputError
+from fovea.core.io.video import VIDEO_SUFFIXES
+from fovea.errors import InputError, NotFound
 from fovea.server.errors import NotImplementedEndpoint, dialect_route
-from fovea.server.uploads import parse_json, read_files, read_form
+from fovea.server.uploads import parse_json, read_files, read_form, save_upload
 from fovea.sessions.requests import AsyncRequest
 from fovea.sessions.session import ModelSession
 
 from .supervisely_state import (
     SYNC_VIDEO_MAX_FRAMES,
-    check_2d,
     default_settings,
     deploy_info,
     first,
+    memory_status,
     request_settings,
     result_dict,
     session_info,
     video_request,
 )
+
+T = TypeVar("T")
 
 
 def render_error(status: int, message: str, detail: Any, headers: dict[str, str]) -> Response:
@@ -80,7 +86,7 @@ def _uuid(state: dict[str, Any]) -> str:
 def _request(session: ModelSession, state: dict[str, Any]) -> AsyncRequest:
     found = session.requests.get(_uuid(state))
     if found is None:
-        raise LookupError("Error: 'inference_request_uuid' is not found.")
+        raise NotFound("Error: 'inference_request_uuid' is not found.")
     return found
 
 
@@ -121,13 +127,9 @@ async def is_ready(request: Request) -> dict[str, Any]:
 
 @router.post("/get_status")
 async def get_status(request: Request) -> dict[str, Any]:
-    memory = {"allocated": None, "total": None}
-    return {
-        "is_deployed": _session(request).batcher.running,
-        "progress": {"message": "Ready", "current": 0, "total": 1},
-        "gpu_memory": memory,
-        "ram_memory": memory,
-    }
+    deployed = _session(request).batcher.running
+    message = "Ready" if deployed else "Not deployed"
+    return {"is_deployed": deployed, "progress": {"message": message, "current": 0, "total": 1}, **memory_status()}
 
 
 @router.post("/get_tracking_settings")
@@ -139,8 +141,8 @@ async def get_tracking_settings() -> dict[str, Any]:
 
 
 async def _annotate(session: ModelSession, data: bytes, name: str, settings: dict[str, Any]) -> dict[str, Any]:
-    prediction = check_2d(await session.predict_bytes(data, name, settings))
-    return to_supervisely_annotation(prediction, session.card)
+    prediction = await session.predict_upload(data, name, settings)
+    return await session.offload(to_supervisely_annotation, prediction, session.card)
 
 
 @router.post("/inference_image")
@@ -216,37 +218,56 @@ async def inference_batch_ids(request: Request) -> list[dict[str, Any]]:
     return list(await asyncio.gather(*(_by_id(session, i, settings) for i in ids)))
 
 
-def _video_frames(session: ModelSession, data: bytes, name: str, state: dict[str, Any]) -> list[int]:
+def _video_frames(session: ModelSession, data: bytes | Path, name: str, state: dict[str, Any]) -> list[int]:
     return video_frame_indices(probe_video(data, name=name), **video_request(state))
 
 
 def _run_video(
     session: ModelSession,
     job: AsyncRequest,
-    data: bytes,
+    source: bytes | Path,
     name: str,
     frames: list[int],
     settings: dict,
     **ids: Any,
 ) -> dict[str, Any]:
-    job.start(len(frames))
-    batch: list[tuple[int, Image]] = []
+    """In the request's worker thread: the frames in batches through the session's batcher, results pushed in order."""
+    frames_read = iter_frames(source, frames, name=name, limits=session.limits)
+    chunks = _chunks(frames_read, session.config.max_batch_size, job)
+    indices: list[int] = []
 
-    def flush() -> None:
-        job.check_stop()
-        predictions = session.model.predict_batch([image for _, image in batch], settings, workers=1)
-        for (index, _), prediction in zip(batch, predictions, strict=True):
+    def images() -> Iterator[list[Image]]:
+        started = False
+        for chunk in chunks:
+            if not started:  # the first frames are decoded: from now on results come
+                job.start(len(frames))
+                started = True
+            indices.extend(index for index, _ in chunk)
+            yield [image for _, image in chunk]
+        if not started:
+            job.start(len(frames))
+
+    done = 0
+    for predictions in session.predict_images_blocking(images(), settings):
+        for index, prediction in zip(indices[done : done + len(predictions)], predictions, strict=True):
             annotation = to_supervisely_annotation(prediction, session.card)
             job.push(result_dict(annotation, name, frame_index=index, **ids))
-        batch.clear()
-
-    for index, image in iter_frames(data, frames, name=name, limits=session.limits):
-        batch.append((index, image))
-        if len(batch) >= session.config.max_batch_size:
-            flush()
-    if batch:
-        flush()
+        done += len(predictions)
     return {"video_ann": None}
+
+
+def _chunks(items: Iterable[T], size: int, job: AsyncRequest) -> Iterator[list[T]]:
+    """`items` in lists of `size`; the client's stop is honoured before each list is handed on."""
+    chunk: list[T] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            job.check_stop()
+            yield chunk
+            chunk = []
+    if chunk:
+        job.check_stop()
+        yield chunk
 
 
 @router.post("/inference_video_id")
@@ -287,33 +308,54 @@ async def inference_video_id_async(request: Request) -> dict[str, Any]:
 
 @router.post("/inference_video_async")
 async def inference_video_async(request: Request) -> dict[str, Any]:
+    """The video streams to a file on disk (a large one is never held in memory), which the request reads and
+    then deletes; its received bytes are the request's preparing progress (`is_size`)."""
     session = _session(request)
     form = await read_form(request, session.limits)
-    files = await read_files(form)
-    if len(files) != 1:
-        raise InputError(f"Only one video file expected but got {len(files)}")
-    state = _form_state(form)
-    settings = request_settings(session, state.get("settings"))
-    name, data = files[0]
-    frames = await asyncio.to_thread(_video_frames, session, data, name, state)
-    work = lambda job: _run_video(session, job, data, name, frames, settings)  # noqa: E731
-    return _start(session, "video", work, "Inference has started.")
+    parts = form.getlist("files")
+    if len(parts) != 1 or not isinstance(parts[0], UploadFile):
+        raise InputError(f"Only one video file expected but got {len(parts)}")
+    name = parts[0].filename or ""
+    path = await save_upload(parts[0], suffix=Path(name).suffix.lower() if Path(name).suffix in VIDEO_SUFFIXES else "")
+    try:
+        state = _form_state(form)
+        settings = request_settings(session, state.get("settings"))
+        frames = await asyncio.to_thread(_video_frames, session, path, name, state)
+        size = path.stat().st_size
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+
+    def work(job: AsyncRequest) -> dict[str, Any]:
+        try:
+            return _run_video(session, job, path, name, frames, settings)
+        finally:
+            path.unlink(missing_ok=True)
+
+    job = session.requests.create("video")
+    job.preparing(size, size, is_size=True)
+    session.requests.run(job, work)
+    return {"message": "Inference has started.", "inference_request_uuid": job.uuid}
 
 
 def _run_images(
     session: ModelSession, job: AsyncRequest, items: list[tuple[str, bytes, dict[str, Any]]], settings: dict
 ) -> None:
-    """Decode lazily, one batch at a time: only one batch of decoded images is ever held, and a file that
-    cannot be decoded fails the request when its batch comes, after the batches before it were delivered."""
+    """Decode lazily, one batch at a time, through the session's batcher: only a batch or two of decoded images is
+    ever held, and a file that cannot be decoded fails the request when its batch comes, after the batches before
+    it were delivered."""
     job.start(len(items))
     size = session.config.max_batch_size
-    for start in range(0, len(items), size):
-        job.check_stop()
-        chunk = items[start : start + size]
-        images = [_decoded(session, data, name) for name, data, _ in chunk]
-        predictions = session.model.predict_batch(images, settings, workers=1)
-        for image, (_, _, ids), prediction in zip(images, chunk, predictions, strict=True):
-            job.push(result_dict(to_supervisely_annotation(prediction, session.card), image.name, **ids))
+    chunks = [items[start : start + size] for start in range(0, len(items), size)]
+
+    def images() -> Iterator[list[Image]]:
+        for chunk in chunks:
+            job.check_stop()
+            yield [_decoded(session, data, name) for name, data, _ in chunk]
+
+    for chunk, predictions in zip(chunks, session.predict_images_blocking(images(), settings), strict=False):
+        for (name, _, ids), prediction in zip(chunk, predictions, strict=True):
+            job.push(result_dict(to_supervisely_annotation(prediction, session.card), name, **ids))
 
 
 def _decoded(session: ModelSession, data: bytes, name: str) -> Image:
@@ -374,8 +416,7 @@ async def get_inference_status(request: Request) -> dict[str, Any]:
     progress = _request(_session(request), await _state(request)).progress()
     for key in ("pending_results", "final_result", "created_at", "updated_at"):
         progress.pop(key)
-    memory = {"allocated": None, "total": None}
-    return {**progress, "gpu_memory": memory, "ram_memory": memory}
+    return {**progress, **memory_status()}
 
 
 @router.post("/get_inference_result")
@@ -407,8 +448,9 @@ async def clear_inference_request(request: Request) -> dict[str, Any]:
 async def get_preparing_progress(request: Request) -> dict[str, Any]:
     state = await _state(request)
     job = _session(request).requests.get(str(state.get("inference_request_uuid") or ""))
-    stage = job.stage if job is not None else "Finished"
-    return {"status": stage, "current": 0, "total": 1, "is_size": False}
+    if job is None:  # the client polls until `status` is a string: an unknown or cleared request is over
+        return {"status": "Finished", "current": 0, "total": 1, "is_size": False}
+    return job.progress()["preparing_progress"]
 
 
 _UNSUPPORTED = [

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from fovea.core.card import ModelCard
-from fovea.core.predictions import Prediction, Task
+from fovea.core.predictions import Task
 from fovea.errors import InputError
 from fovea.sessions.session import ModelSession
 
@@ -24,6 +25,8 @@ _ALIASES = {
     "confidence": ("conf_thres", "threshold"),
 }
 SYNC_VIDEO_MAX_FRAMES = 300
+# The card's input type, in Supervisely's words for a model's precision.
+PRECISIONS = {"float32": "fp32", "float16": "fp16", "uint8": "uint8"}
 
 
 def session_info(session: ModelSession) -> dict[str, Any]:
@@ -60,7 +63,7 @@ def deploy_info(session: ModelSession) -> dict[str, Any]:
         "task_type": TASK_WORDS[card.task],
         "device": session_info(session)["device"],
         "runtime": "onnxruntime",
-        "model_precision": "fp32",
+        "model_precision": PRECISIONS[card.input.dtype],
         "hardware": None,
         "deploy_params": {"max_batch_size": session.config.max_batch_size},
     }
@@ -146,7 +149,18 @@ def result_dict(annotation: dict[str, Any], name: str | None = None, **ids: Any)
     }
 
 
-def check_2d(prediction: Prediction) -> Prediction:
-    if len(prediction.size) != 2:
-        raise InputError("this endpoint takes 2-D images; send volumes to /invocations")
-    return prediction
+def memory_status() -> dict[str, dict[str, int | None]]:
+    """`gpu_memory` and `ram_memory` (bytes or null) of `/get_status` and `/get_inference_status`: this process's
+    resident memory out of the machine's; no GPU figures (ONNX Runtime does not report them)."""
+    return {"gpu_memory": {"allocated": None, "total": None}, "ram_memory": _ram()}
+
+
+def _ram() -> dict[str, int | None]:
+    allocated = total = None
+    try:
+        with open("/proc/self/statm") as statm:  # Linux: pages; the second field is resident
+            allocated = int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, AttributeError):  # not Linux: unknown rather than made up
+        pass
+    return {"allocated": allocated, "total": total}

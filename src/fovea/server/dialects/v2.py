@@ -12,7 +12,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from fovea import __version__
-from fovea.errors import InputError
+from fovea.errors import Forbidden, InputError, NotFound
 from fovea.server.dialects.v2_infer import read_infer_request, run_infer
 from fovea.server.dialects.v2_model import IMAGE_INPUT, VERSION, batch_limit, raw_outputs, tensor_input
 from fovea.server.dialects.v2_outputs import postprocessed_names
@@ -43,7 +43,7 @@ def _stats(request: Request) -> V2Stats:
 
 def _check_model(session: ModelSession, model: str, version: str | None = None) -> None:
     if model != session.name or (version is not None and version != VERSION):
-        raise LookupError(f"Request for unknown model: '{model}' is not found")
+        raise NotFound(f"Request for unknown model: '{model}' is not found")
 
 
 def _loaded(request: Request) -> bool:
@@ -194,7 +194,7 @@ def _check_repository_control(request: Request) -> None:
     if callable(allowed):
         allowed = allowed(request)
     if not allowed:
-        raise PermissionError("loading and unloading this model needs its owner's token")
+        raise Forbidden("loading and unloading this model needs its owner's token")
 
 
 @router.post("/repository/models/{model}/load")
@@ -202,7 +202,7 @@ async def load_model(request: Request, model: str) -> Response:
     session = _session(request)
     try:
         _check_model(session, model)
-    except LookupError:
+    except NotFound:
         raise InputError(f"failed to load '{model}': no such model") from None
     _check_repository_control(request)
     body = await _json_body(request)

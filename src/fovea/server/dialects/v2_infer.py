@@ -99,7 +99,7 @@ async def run_infer(request: Request, session: ModelSession, parsed: InferReques
     timing: dict[str, float] = {}
     if images is not None:
         # Each image is decoded and preprocessed in a worker thread, then shares a run with whatever is queued.
-        runs = await asyncio.gather(*(session.batcher.prepare_and_run(prepare, timing) for prepare in images))
+        runs = await asyncio.gather(*(_run_image(session, data, name, timing) for data, name in images))
         outputs = [np.concatenate(column) for column in zip(*(out for _, out in runs), strict=True)]
         batch = Batch(
             np.concatenate([b.tensor for b, _ in runs]),
@@ -185,10 +185,19 @@ async def _respond(request: Request, body: bytes, headers: dict[str, str]) -> Re
     return Response(body, media_type=media_type, headers=headers)
 
 
+async def _run_image(
+    session: ModelSession, data: bytes, name: str, timing: dict[str, float]
+) -> tuple[Batch, list[np.ndarray]]:
+    try:
+        return await session.run_upload(data, name, timing)
+    except InputError as exc:  # which element of the request it was, for a many-image request
+        raise InputError(f"{name}: {exc}") from None
+
+
 def _inputs(
     request: Request, session: ModelSession, parsed: InferRequest
-) -> tuple[list[Callable[[], Batch]] | None, np.ndarray | None]:
-    """Either images to decode (from `image_bytes` or a raw image body), one preparation each, or a ready tensor."""
+) -> tuple[list[tuple[bytes, str]] | None, np.ndarray | None]:
+    """Either encoded images (from `image_bytes` or a raw image body) with their names, or a ready tensor."""
     tensor_name = session.model.input_name
     if parsed.raw is not None:
         return _raw_input(request, session, parsed.raw)
@@ -211,17 +220,7 @@ def _inputs(
             raise InputError(f"{IMAGE_INPUT} must be BYTES of shape [N] or [N, 1]")
         elements = list(encoded.array.ravel())
         _check_batch(session, len(elements))
-
-        def preparer(i: int, data: bytes) -> Callable[[], Batch]:
-            def prepare() -> Batch:
-                try:
-                    return session.prepare_image(data, f"image_bytes[{i}]")
-                except InputError as exc:
-                    raise InputError(f"{IMAGE_INPUT}[{i}]: {exc}") from None
-
-            return prepare
-
-        return [preparer(i, bytes(d)) for i, d in enumerate(elements)], None
+        return [(bytes(d), f"{IMAGE_INPUT}[{i}]") for i, d in enumerate(elements)], None
     return None, _check_tensor(session, by_name[tensor_name])
 
 
@@ -243,7 +242,7 @@ def _check_tensor(session: ModelSession, tensor: InputTensor) -> np.ndarray:
 
 def _raw_input(
     request: Request, session: ModelSession, raw: bytes
-) -> tuple[list[Callable[[], Batch]] | None, np.ndarray | None]:
+) -> tuple[list[tuple[bytes, str]] | None, np.ndarray | None]:
     """Raw mode (§8.4): a batch-1 tensor when the size says so, else one encoded image (4-byte prefix optional)."""
     expected = tensor_input(session)
     dtype = DATATYPES[expected["datatype"]]
@@ -255,4 +254,4 @@ def _raw_input(
         return None, np.frombuffer(raw, dtype).reshape(shape).copy()
     if len(raw) > 4 and int.from_bytes(raw[:4], "little") == len(raw) - 4:
         raw = raw[4:]
-    return [lambda: session.prepare_image(raw, "body")], None
+    return [(raw, "body")], None

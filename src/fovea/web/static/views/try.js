@@ -1,11 +1,13 @@
 // Try it: one image (file, drop or URL) through chosen weights with adjustable settings; the result is drawn over
-// the image as the server decoded it, and can be downloaded in every output format.
+// the image as the server decoded it, and can be downloaded in every output format. Classifiers can also be asked
+// to explain themselves: "Explain" shows the server's Grad-CAM heat map over the image (POST /backend/explain).
 import { api, cached, imageUrl, readyWeights, weightsLabel } from "../api.js";
 import { colorOf, drawPrediction } from "../draw.js";
 import { act, classList, downloadJson, field, form, h, message, page, select, sleep } from "../ui.js";
 
 const FORMATS = [["json", "Canonical JSON"], ["aicoco", "AiCOCO"], ["supervisely", "Supervisely"], ["coco", "COCO"]];
 const FRACTIONS = new Set(["conf_thres", "iou_thres", "threshold"]);
+const EXPLAINED_TASKS = new Set([1, 4]); // classification, multi-label: Grad-CAM needs a class score
 
 export async function tryView(params) {
   const show = page();
@@ -20,12 +22,14 @@ export async function tryView(params) {
     class: "drop", tabindex: "0", role: "button", "aria-label": "Drop an image, or press Enter to choose one",
   }, "Drop an image here, or choose a file below");
   const run = h("button", { type: "submit" }, "Run");
+  const explain = h("button", { type: "button", class: "secondary" }, "Explain");
   const result = h("section", { class: "result", "aria-live": "polite" });
   let dropped = null;
 
   const current = () => choices.find((c) => String(c.weights.id) === picker.value);
   const renderSettings = () => {
     settingsBox.replaceChildren(h("legend", {}, "Settings"), ...settingInputs(current().weights));
+    explain.hidden = !EXPLAINED_TASKS.has(current().model.task_id);
   };
   picker.addEventListener("change", renderSettings);
   file.addEventListener("change", () => {
@@ -42,16 +46,33 @@ export async function tryView(params) {
   });
   drop.addEventListener("keydown", (event) => { if (event.key === "Enter" || event.key === " ") file.click(); });
 
-  const tryForm = form({ class: "card" }, run, async () => {
+  /** The chosen weights, and the request body naming them, their project and the image (file or URL). */
+  const request = async () => {
     const chosen = current();
     const image = dropped || file.files[0];
     if (!image && !url.value) throw new Error("Choose an image file or paste an image URL first.");
     const body = {
       project_id: await projectFor(chosen.model, tasks),
       modelweights_id: chosen.weights.id,
-      settings: readSettings(settingsBox, chosen.weights.settings || {}),
       ...(image ? { image_data: await dataUrl(image) } : { image_url: url.value }),
     };
+    return { chosen, body };
+  };
+
+  explain.addEventListener("click", () => act(explain, async () => {
+    const { chosen, body } = await request();
+    result.replaceChildren(h("p", { class: "busy" }, "Explaining… (Grad-CAM)"));
+    try {
+      await showExplanation(result, await api("explain", { method: "POST", json: body, raw: true }), chosen);
+    } catch (error) {
+      result.replaceChildren();
+      throw error;
+    }
+  }));
+
+  const tryForm = form({ class: "card" }, run, async () => {
+    const { chosen, body } = await request();
+    body.settings = readSettings(settingsBox, chosen.weights.settings || {});
     result.replaceChildren(h("p", { class: "busy" }, "Running…"));
     try {
       const { process_id: processId } = await api("inferenceSingle", { method: "POST", json: body });
@@ -61,7 +82,7 @@ export async function tryView(params) {
       result.replaceChildren();
       throw error;
     }
-  }, field("Weights", picker), settingsBox, drop, field("Image file", file), field("…or image URL", url));
+  }, field("Weights", picker), settingsBox, drop, field("Image file", file), field("…or image URL", url), explain);
   renderSettings();
   show(h("h1", {}, "Try it"), h("div", { class: "try" }, tryForm, result));
   return undefined;
@@ -161,6 +182,22 @@ async function showResult(box, processId) {
         downloadJson(await api(`output?process_id=${processId}&format=${format}`), `result-${format}.json`);
       }),
     }, `Download ${name}`))));
+  message("Done.");
+}
+
+/** The Grad-CAM overlay PNG the server drew: warm colours where the evidence for the class is strongest. */
+async function showExplanation(box, response, chosen) {
+  const src = URL.createObjectURL(await response.blob());
+  const image = h("img", {
+    class: "overlay explanation", src, alt: `Grad-CAM heat map of ${weightsLabel(chosen)} over the image`,
+  });
+  await image.decode();
+  URL.revokeObjectURL(src); // decoded: the picture stays on screen
+  box.replaceChildren(
+    h("h2", {}, "Explanation"),
+    image,
+    h("p", {}, "Grad-CAM: red and yellow mark the parts of the image that most raised the predicted class's score,"
+      + " blue the parts that did not."));
   message("Done.");
 }
 

@@ -1,0 +1,144 @@
+"""FLaVor's AiCOCO output strategies for custom models' `output_formatter` (seed 004).
+
+Each strategy turns a model's raw output, in FLaVor's shapes, into the AiCOCO object of the reference
+(aicoco-invocations-protocol.md §5-7), through the same builder as Fovea's own models:
+
+- classification: a 0/1 vector over the categories (one-hot, or multi-hot for multi-label);
+- regression: one value per regression target;
+- detection (one 2-D image): `{"bbox_pred": [[x1, y1, x2, y2], ...], "cls_pred": [one-hot, ...],
+  "confidence_score": [...]}` (scores optional);
+- segmentation: an integer array `(classes, [slices,] height, width)`; in each class channel every positive value
+  is one object (a semantic mask has just 1), drawn as outer contours on every slice where it has pixels.
+
+`categories` and `regressions` are what `set_categories` / `set_regressions` return: `{"name", "supercategory_name",
+"display", "color"}` and `{"name"}` dicts. Image-level results land on the image for one entry, in `meta` for a series.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from fovea.core.card import ModelCard
+from fovea.core.formats.aicoco import to_aicoco
+from fovea.core.predictions import Prediction, Task
+from fovea.errors import FoveaError
+
+__all__ = [
+    "AiCOCOClassificationOutputStrategy",
+    "AiCOCODetectionOutputStrategy",
+    "AiCOCORegressionOutputStrategy",
+    "AiCOCOSegmentationOutputStrategy",
+]
+
+_DECODER = {"classification": "sigmoid", "detection": "boxes_labels_scores", "segmentation": "argmax"}
+_UNBOUNDED = 2**31 - 1  # detection boxes are the model's own; nothing to clip them to
+
+
+class OutputError(FoveaError):
+    """A model output that does not fit its strategy: the model's fault, so a server answers 500."""
+
+
+def _card(task: str, categories: Sequence[Mapping[str, Any]] | None, regressions: Any = None) -> ModelCard:
+    if task == "regression":
+        names = [r["name"] for r in regressions or []]
+        return ModelCard(task="regression", regressions=names, decoder={"kind": "identity"})
+    classes = [
+        {
+            "name": c["name"],
+            "supercategory": c.get("supercategory_name"),
+            "display": c.get("display", True),
+            **({"color": c["color"]} if c.get("color") else {}),
+        }
+        for c in categories or []
+    ]
+    return ModelCard(
+        task="multilabel" if task == "classification" else task, classes=classes, decoder={"kind": _DECODER[task]}
+    )
+
+
+def _image_level_size(images: Sequence[Any]) -> tuple[int, ...]:
+    """One entry: a 2-D prediction on it; several: a volume whose slices are the entries (results go to `meta`)."""
+    return (1, 1) if len(images) == 1 else (len(images), 1, 1)
+
+
+class AiCOCOClassificationOutputStrategy:
+    def __call__(
+        self, model_out: Any, images: Sequence[dict[str, Any]], categories: Sequence[Mapping[str, Any]], **kwargs: Any
+    ) -> dict[str, Any]:
+        card = _card("classification", categories)
+        scores = np.asarray(model_out).reshape(-1)
+        if len(scores) != len(card.classes):
+            raise OutputError(f"a classification output needs {len(card.classes)} values, not {len(scores)}")
+        labels = np.flatnonzero(scores > 0.5)
+        prediction = Prediction(task=Task.MULTILABEL, size=_image_level_size(images), labels=labels)
+        return to_aicoco([prediction], images, card)
+
+
+class AiCOCORegressionOutputStrategy:
+    def __call__(
+        self, model_out: Any, images: Sequence[dict[str, Any]], regressions: Sequence[Mapping[str, Any]], **kwargs: Any
+    ) -> dict[str, Any]:
+        card = _card("regression", None, regressions)
+        values = np.asarray(model_out, np.float64).reshape(-1)
+        if len(values) != len(card.regressions):
+            raise OutputError(f"a regression output needs {len(card.regressions)} values, not {len(values)}")
+        named = dict(zip(card.regressions, values.tolist(), strict=True))
+        return to_aicoco([Prediction(task=Task.REGRESSION, size=_image_level_size(images), values=named)], images, card)
+
+
+class AiCOCODetectionOutputStrategy:
+    def __call__(
+        self,
+        model_out: Mapping[str, Any],
+        images: Sequence[dict[str, Any]],
+        categories: Sequence[Mapping[str, Any]],
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        card = _card("detection", categories)
+        if len(images) != 1:
+            raise OutputError("detection takes one 2-D image")
+        boxes = np.asarray(model_out.get("bbox_pred", []), np.float32).reshape(-1, 4)
+        classes = np.asarray(model_out.get("cls_pred", []), np.float32).reshape(len(boxes), -1)
+        scores = model_out.get("confidence_score")
+        scores = np.ones(len(boxes), np.float32) if scores is None else np.asarray(scores, np.float32).reshape(-1)
+        if classes.shape[1:] != (len(card.classes),) or len(scores) != len(boxes):
+            raise OutputError("bbox_pred, cls_pred and confidence_score must have one row per box")
+        labels = classes.argmax(1)
+        shown = np.array([card.classes[int(label)].display for label in labels], bool)
+        order = np.argsort(-scores[shown], kind="stable")
+        prediction = Prediction(
+            task=Task.DETECTION,
+            size=(_UNBOUNDED, _UNBOUNDED),
+            boxes=boxes[shown][order],
+            labels=labels[shown][order],
+            scores=scores[shown][order],
+        )
+        return to_aicoco([prediction], images, card)
+
+
+class AiCOCOSegmentationOutputStrategy:
+    def __call__(
+        self, model_out: Any, images: Sequence[dict[str, Any]], categories: Sequence[Mapping[str, Any]], **kwargs: Any
+    ) -> dict[str, Any]:
+        card = _card("segmentation", categories)
+        out = np.asarray(model_out)
+        if out.ndim not in (3, 4) or len(out) != len(card.classes):
+            raise OutputError(f"a segmentation output is (classes, [slices,] height, width), not {out.shape}")
+        if out.ndim == 4 and out.shape[1] != len(images):
+            raise OutputError(f"{out.shape[1]} slices for {len(images)} image entries")
+        if out.ndim == 3 and len(images) != 1:
+            raise OutputError("a 2-D segmentation output takes one image entry")
+        masks, labels = [], []
+        for index, channel in enumerate(out):
+            if not card.classes[index].display:
+                continue
+            for value in np.unique(channel[channel > 0]):
+                masks.append(channel == value)
+                labels.append(index)
+        size = out.shape[1:]
+        stacked = np.stack(masks) if masks else np.zeros((0, *size), bool)
+        prediction = Prediction(task=Task.SEGMENTATION, size=size, masks=stacked, labels=np.array(labels, np.int64))
+        return to_aicoco([prediction], images, card)

@@ -1,0 +1,289 @@
+"""`InferAPP`: serve a custom `BaseInferenceModel` behind FLaVor's `GET /ping` + `POST /invocations` (seed 004).
+
+The request side is the AiCOCO contract of reference/aicoco-invocations-protocol.md, checked by the same code as
+the built-in models' FLaVor dialect (`images` schema, exact file-name matching, limits, error shapes). The model
+side is FLaVor's: uploads are written to a fresh temporary folder so `data_reader(files=[paths])` gets file
+paths, every other form field is JSON-decoded and handed to the hooks as a keyword argument, and the folder is
+removed when the request ends. The model runs in worker threads, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import re
+import sys
+import tempfile
+from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from fovea.core.io import DEFAULT_LIMITS, Limits
+from fovea.core.model import BaseInferenceModel, UploadPath
+from fovea.errors import InputError
+from fovea.server import ops
+from fovea.server.dialects.flavor import _json_fields, _match, render_error, validate_images
+from fovea.server.errors import NotReady, dialect_route, install_http_error_handler
+from fovea.server.paths import NormalizePath
+from fovea.server.uploads import BodyLimit, read_files, read_form
+from fovea.sessions.batcher import Overloaded
+
+__all__ = ["BaseAiCOCOInputDataModel", "BaseAiCOCOOutputDataModel", "InferAPP", "load_model"]
+
+log = logging.getLogger("fovea.server")
+
+
+# -- AiCOCO data models (FLaVor's names, so the seed's code ports by changing its imports) ----------
+
+
+class _Open(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class AiRegressionItem(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    regression_id: str
+    value: float
+
+
+class AiImage(_Open):
+    id: str
+    index: int
+    file_name: str
+    category_ids: list[str] | None
+    regressions: list[AiRegressionItem] | None
+
+
+class AiAnnotation(_Open):
+    id: str
+    image_id: str
+    object_id: str
+    iscrowd: int = 0
+    bbox: list[list[int]] | None
+    segmentation: list[list[int]] | None
+
+
+class AiCategory(_Open):
+    id: str
+    name: str
+    supercategory_id: str | None
+
+
+class AiRegression(_Open):
+    id: str
+    name: str
+    superregression_id: str | None
+
+
+class AiObject(_Open):
+    id: str
+    category_ids: list[str] | None
+    regressions: list[AiRegressionItem] | None
+
+
+class AiMeta(_Open):
+    category_ids: list[str] | None = None
+    regressions: list[AiRegressionItem] | None = None
+
+
+class BaseAiCOCOInputDataModel(_Open):
+    """What `/invocations` hands the model: `images` entries, `files` paths, and any other fields."""
+
+    images: list[AiImage]
+    files: list[str]
+
+
+class BaseAiCOCOOutputDataModel(BaseModel):
+    """The AiCOCO response: exactly these six keys, in this order (reference §5)."""
+
+    model_config = ConfigDict(extra="forbid")
+    images: list[AiImage]
+    annotations: list[AiAnnotation]
+    categories: list[AiCategory]
+    regressions: list[AiRegression]
+    objects: list[AiObject]
+    meta: AiMeta
+
+
+# -- the app --------------------------------------------------------------------------------------
+
+
+class InferAPP:
+    """FLaVor's `InferAPP`: `InferAPP(infer_function=MyModel(), input_data_model=..., output_data_model=...).run()`.
+
+    `infer_function` is called as `infer_function(images=[...], files=[paths], **fields)`; a
+    `BaseInferenceModel` instance is the usual one, a class is instantiated here. `input_data_model` checks
+    those arguments (a violation is 400); `output_data_model` checks the result (a violation is the model's
+    fault: 500, logged). Calls run on `workers` threads (one by default: a custom model need not be
+    thread-safe); at most `max_queue` requests wait for one, beyond that the answer is 503 with Retry-After.
+    """
+
+    def __init__(
+        self,
+        infer_function: Callable[..., Any] | type[BaseInferenceModel],
+        input_data_model: type[BaseModel] | None = BaseAiCOCOInputDataModel,
+        output_data_model: type[BaseModel] | None = BaseAiCOCOOutputDataModel,
+        *,
+        limits: Limits = DEFAULT_LIMITS,
+        workers: int = 1,
+        max_queue: int = 64,
+    ) -> None:
+        if isinstance(infer_function, type):
+            infer_function = infer_function()
+        if not callable(infer_function):
+            raise TypeError(f"infer_function must be callable, not {type(infer_function).__name__}")
+        self.infer_function = infer_function
+        self.input_data_model = input_data_model
+        self.output_data_model = output_data_model
+        self.limits = limits
+        self.workers = workers
+        self.max_queue = max_queue
+        self._waiting = 0
+        self._executor: ThreadPoolExecutor | None = None
+        self.app = self._build()
+
+    def run(self, host: str = "127.0.0.1", port: int = 9111, **uvicorn_options: Any) -> None:
+        """Serve until interrupted (FLaVor's default port). Pass host="0.0.0.0" to listen on every interface."""
+        import uvicorn
+
+        options = {"log_level": "warning", "access_log": False, "timeout_graceful_shutdown": 5, **uvicorn_options}
+        uvicorn.run(self.app, host=host, port=port, **options)
+
+    def _build(self) -> FastAPI:
+        @asynccontextmanager
+        async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+            self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="fovea-infer")
+            try:
+                yield
+            finally:
+                self._executor.shutdown(wait=True, cancel_futures=True)
+                self._executor = None
+
+        name = type(self.infer_function).__name__
+        app = FastAPI(title=f"Fovea InferAPP: {name}", lifespan=lifespan, redirect_slashes=False)
+        router = APIRouter(route_class=dialect_route(render_error))
+
+        @router.get("/ping")
+        async def ping() -> Response:
+            if self._executor is None:
+                return render_error(503, "the model is not ready", None, {"Retry-After": "1"})
+            return Response(status_code=204)
+
+        @router.post("/invocations")
+        async def invocations(request: Request) -> Response:
+            return await self._invoke(request)
+
+        app.include_router(router)
+        app.include_router(ops.health_router)
+        install_http_error_handler(app)
+        app.add_middleware(BodyLimit, max_bytes=self.limits.max_bytes)
+        app.add_middleware(NormalizePath)
+        return app
+
+    async def _invoke(self, request: Request) -> Response:
+        form = await read_form(request, self.limits)
+        if form.get("tables") is not None:
+            raise InputError("tabular requests (`tables`) are not supported")
+        files = await read_files(form)
+        fields = _json_fields(form)
+        entries = validate_images(fields.pop("images", None))
+        if not files:
+            raise InputError("`files` is required: upload at least one file")
+        _match(files, entries)
+        if self._executor is None:
+            raise NotReady("the model is not ready")
+        if self._waiting >= self.max_queue:
+            raise Overloaded(1)
+        self._waiting += 1
+        try:
+            loop = asyncio.get_running_loop()
+            result = await loop.run_in_executor(self._executor, self._call, files, entries, fields)
+        finally:
+            self._waiting -= 1
+        return JSONResponse(result)
+
+    def _call(self, files: list[tuple[str, bytes]], entries: list[dict[str, Any]], fields: dict[str, Any]) -> Any:
+        """In a worker thread: write the uploads, run the model, check its output; the folder goes in any case."""
+        with tempfile.TemporaryDirectory(prefix="fovea-infer-") as folder:
+            paths = [_write_upload(Path(folder), i, name, data) for i, (name, data) in enumerate(files)]
+            arguments = {**fields, "images": entries, "files": paths}
+            if self.input_data_model is not None:
+                try:
+                    self.input_data_model.model_validate(arguments)
+                except ValidationError as exc:
+                    raise InputError("invalid request", _problems(exc)) from None
+            result = self.infer_function(**arguments)
+        return self._checked(result)
+
+    def _checked(self, result: Any) -> Any:
+        if isinstance(result, BaseModel):
+            result = result.model_dump(mode="json")
+        if self.output_data_model is None:
+            return result
+        try:
+            return self.output_data_model.model_validate(result).model_dump(mode="json")
+        except ValidationError as exc:
+            # The client sent nothing wrong: the model broke its contract, a server fault (500, logged).
+            raise RuntimeError(f"the model's output is not a valid {self.output_data_model.__name__}: {exc}") from None
+
+
+def _write_upload(folder: Path, position: int, name: str, data: bytes) -> UploadPath:
+    """Store one upload under a generated name (client names are never paths, reference §3) that keeps the
+    file's type suffix, since readers such as nibabel choose the format by it."""
+    path = folder / f"{position:04d}{_suffix(name)}"
+    path.write_bytes(data)
+    return UploadPath(str(path), name)
+
+
+_SUFFIX = re.compile(r"\.[A-Za-z0-9]{1,10}")
+
+
+def _suffix(name: str) -> str:
+    base = PurePosixPath(name.replace("\\", "/")).name.lower()
+    if base.endswith(".nii.gz"):
+        return ".nii.gz"
+    suffix = PurePosixPath(base).suffix
+    return suffix if _SUFFIX.fullmatch(suffix) else ""
+
+
+def _problems(exc: ValidationError) -> list[dict[str, Any]]:
+    return [{"loc": list(error["loc"]), "msg": error["msg"]} for error in exc.errors()]
+
+
+# -- `fovea serve-model package.module:ClassName` ---------------------------------------------------
+
+
+def load_model(spec: str, *, search_path: Sequence[str] = (".",)) -> Callable[..., Any]:
+    """The model named `package.module:Name`: a class is instantiated with no arguments, an instance (or any
+    other callable taking `images`, `files` and fields) is used as is.
+
+    `search_path` folders are put on `sys.path` first, as uvicorn does with its app dir, so a module next to
+    the caller imports.
+    """
+    module_name, _, attribute = spec.partition(":")
+    if not module_name or not attribute:
+        raise ValueError(f"{spec!r} must look like package.module:ClassName")
+    for folder in search_path:
+        resolved = str(Path(folder).resolve())
+        if resolved not in sys.path:
+            sys.path.insert(0, resolved)
+    try:
+        target: Any = importlib.import_module(module_name)
+        for part in attribute.split("."):
+            target = getattr(target, part)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"cannot import {spec}: {exc}") from None
+    try:
+        model = target() if isinstance(target, type) else target
+    except TypeError as exc:  # abstract hooks left out, or a constructor that needs arguments
+        raise ValueError(f"cannot create {spec}: {exc}") from None
+    if not callable(model):
+        raise ValueError(f"{spec} is not a model: {type(model).__name__} is not callable")
+    return model
