@@ -243,6 +243,10 @@ def serve_model(
     """
     import uvicorn
 
+    from fovea.server.memory import cap_malloc_arenas
+
+    cap_malloc_arenas()  # before any thread starts
+
     import fovea
     from fovea.core.io import Limits
     from fovea.server.session_app import create_session_app
@@ -297,6 +301,10 @@ def serve(
     """Run the platform: the back-end API and deployed sessions, on SQLite in FOVEA_HOME by default
     (PostgreSQL via FOVEA_DATABASE_URL)."""
     import uvicorn
+
+    from fovea.server.memory import cap_malloc_arenas
+
+    cap_malloc_arenas()  # before any thread starts
 
     from fovea.platform.bootstrap import bootstrap, seed_demo
     from fovea.platform.config import PlatformSettings
