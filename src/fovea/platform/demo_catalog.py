@@ -53,13 +53,16 @@ def _pipeline(*steps: str) -> str:
 # Hyperparameter defaults per model family (allowedProperties rows with no dataset), by property id; the
 # augmentation defaults compute the inputs the family's weights expect. Input height/width come from the weights.
 _EFFICIENTNET_INPUT = ("AugToFloat32 divisor=255", "AugNormalize mean=(0.5, 0.5, 0.5) std=(0.5, 0.5, 0.5)")
+# The card's geometry (shorter side to 256, the centre 224 x 224) in the grammar, which has no aspect-keeping resize:
+# the largest centred square, scaled to 256 x 256, is the same region at the same scale. Training draws its crop.
+_EFFICIENTNET_FRAME = ("AugCenterCrop", 'AugResizeDim dims=(256,256) interp="area"')
 _GRAY_INPUT = ("AugToFloat32 divisor=255", "AugNormalize mean=0.5 std=0.5")
 FAMILY_DEFAULTS: dict[str, dict[int, str]] = {
     "EfficientNet-Lite0": {
         1: "0.0001", 3: "5", 4: "16",
-        8: _pipeline("AugResizeDim dims=(224,224)", "AugMirror p=0.5", *_EFFICIENTNET_INPUT),
-        9: _pipeline("AugResizeDim dims=(224,224)", *_EFFICIENTNET_INPUT),
-        10: _pipeline("AugResizeDim dims=(224,224)", *_EFFICIENTNET_INPUT),
+        8: _pipeline(*_EFFICIENTNET_FRAME, "AugRandomCrop size=(224,224)", "AugMirror p=0.5", *_EFFICIENTNET_INPUT),
+        9: _pipeline(*_EFFICIENTNET_FRAME, "AugCenterCrop size=(224,224)", *_EFFICIENTNET_INPUT),
+        10: _pipeline(*_EFFICIENTNET_FRAME, "AugCenterCrop size=(224,224)", *_EFFICIENTNET_INPUT),
     },
     "LeNet": {
         1: "0.002", 3: "10", 4: "32",
