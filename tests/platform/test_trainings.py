@@ -219,8 +219,9 @@ def test_a_dataset_colour_type_the_weights_cannot_take_is_refused(backend, catal
     check_channels(gray, weights, [1, 1, 8, 8])
     with pytest.raises(InputError, match=r"'d' is GRAY \(1 channel\) but weights 'w' expect 3 input channels"):
         check_channels(gray, weights, [None, 3, 224, 224])
-    with pytest.raises(InputError, match=r"'d': colour type YCBCR trains a network that serving cannot feed"):
-        check_channels(SimpleNamespace(name="d", ctype="YCBCR"), weights, [None, 3, 8, 8])
+    check_channels(SimpleNamespace(name="d", ctype="YCBCR"), weights, [None, 3, 8, 8])  # a card can serve YCbCr
+    with pytest.raises(InputError, match=r"'d': colour type RGBA trains a network that serving cannot feed"):
+        check_channels(SimpleNamespace(name="d", ctype="RGBA"), weights, [None, 4, 8, 8])
     with pytest.raises(InputError, match=r"'d' is BGR \(3 channels\) but weights 'w' expect 1 input channel"):
         check_channels(SimpleNamespace(name="d", ctype="BGR"), weights, [None, 1, 8, 8])
 

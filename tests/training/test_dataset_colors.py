@@ -6,6 +6,7 @@ Every image is a real file written here; expected values are worked out by hand 
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
@@ -116,19 +117,28 @@ def test_masks_are_read_as_ctype_gt(tmp_path):
 
 
 def test_only_colours_a_model_card_can_serve_are_trained():
-    assert [served_color(c) for c in ("GRAY", "RGB", "BGR")] == ["GRAY", "RGB", "BGR"]
+    colours = ("GRAY", "RGB", "BGR", "HSV", "YCBCR")
+    assert [served_color(c) for c in colours] == list(colours)
     assert served_color("NONE", channels=1) == "GRAY"
-    for ctype in ("HSV", "YCBCR", "RGBA"):
-        with pytest.raises(InputError, match=f"colour type {ctype} trains a network that serving cannot feed"):
-            served_color(ctype)
+    with pytest.raises(InputError, match="colour type RGBA trains a network that serving cannot feed"):
+        served_color("RGBA")
     with pytest.raises(InputError, match=r"multi-plane samples \(3 planes stacked as channels\)"):
         served_color("GRAY", planes=3)
 
 
-def test_a_bgr_dataset_trains_on_bgr_and_its_weights_are_served_bgr(tmp_path):
-    """Training reads BGR (its loss says so); the exported card says BGR, so serving an RGB file gives the network
-    what it trained on. The parent's logits are 5 x the mean of input channels 0 and 2, and a zero learning rate
-    keeps them so: the reported loss is then a function of the channel order the training read."""
+# What each colour type makes of an RGB file, computed here with OpenCV rather than by Fovea's own table.
+READ_AS = {
+    "BGR": lambda rgb: rgb[:, :, ::-1],
+    "HSV": lambda rgb: cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV),
+    "YCBCR": lambda rgb: cv2.cvtColor(rgb, cv2.COLOR_RGB2YCrCb)[:, :, [0, 2, 1]],
+}
+
+
+@pytest.mark.parametrize("ctype", READ_AS)
+def test_a_dataset_trains_in_its_colour_type_and_its_weights_are_served_in_it(tmp_path, ctype):
+    """Training reads the dataset's colour type (its loss says so); the exported card says it too, so serving an RGB
+    file gives the network what it trained on. The parent's logits are 5 x the mean of input channels 0 and 2, and a
+    zero learning rate keeps them so: the reported loss is then a function of the channels the training read."""
     import onnxruntime as ort
     import torch
     from torch import nn
@@ -154,20 +164,20 @@ def test_a_bgr_dataset_trains_on_bgr_and_its_weights_are_served_bgr(tmp_path):
                 "Loss function": "cross_entropy", "Metric": "accuracy", "Training augmentations": scaled,
                 "Validation augmentations": scaled, "Test augmentations": scaled, "fine_tuning": "inherit"}  # fmt: skip
     out, lines = tmp_path / "trained.onnx", []
-    job = TrainingJob("classification", settings, parent, "tiny", tmp_path / "d.yml", "d", False, out, ctype="BGR")
+    job = TrainingJob("classification", settings, parent, "tiny", tmp_path / "d.yml", "d", False, out, ctype=ctype)
     job.run(report=lines.append, check_stop=lambda: None)
 
-    bgr = np.array(colours, float)[:, ::-1] / 255
-    logits = 5 * bgr[:, [0, 2]]
+    read = READ_AS[ctype](np.array(colours, np.uint8)[None]).astype(float)[0] / 255
+    logits = 5 * read[:, [0, 2]]
     expected_loss = np.mean(np.log(np.exp(logits).sum(1)) - logits[np.arange(4), [0, 1, 0, 1]])
     assert lines[-1].startswith("Train - epoch [1/1] - batch [1/1] - loss=")
     assert abs(float(lines[-1].split("loss=")[1].split(" ")[0]) - expected_loss) < 2e-3, (lines[-1], expected_loss)
 
     model = load(out)
-    assert model.card.input.color == "BGR"
+    assert model.card.input.color == ctype
     served = model.predict(tmp_path / "0.png").probabilities
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
-    pixels = np.asarray(Image.open(tmp_path / "0.png"), np.float32)[:, :, ::-1] / 255
+    pixels = READ_AS[ctype](np.asarray(Image.open(tmp_path / "0.png"))).astype(np.float32) / 255
     [trained] = session.run(None, {session.get_inputs()[0].name: pixels.transpose(2, 0, 1)[None].copy()})
     np.testing.assert_allclose(served, np.exp(trained[0]) / np.exp(trained[0]).sum(), rtol=1e-4, atol=1e-6)
 
@@ -182,5 +192,6 @@ def test_launching_a_training_refuses_what_serving_could_not_feed():
     check_channels(SimpleNamespace(name="d", ctype="NONE"), weights, [None, 1, 8, 8])  # settled on reading the files
     with pytest.raises(InputError, match=r"dataset 'd': multi-plane samples \(2 planes stacked as channels\)"):
         check_channels(SimpleNamespace(name="d", ctype="GRAY"), weights, [None, 2, 8, 8], planes=2)
-    with pytest.raises(InputError, match="dataset 'd': colour type HSV trains a network that serving cannot feed"):
-        check_channels(SimpleNamespace(name="d", ctype="HSV"), weights, [None, 3, 8, 8])
+    check_channels(SimpleNamespace(name="d", ctype="HSV"), weights, [None, 3, 8, 8])
+    with pytest.raises(InputError, match="dataset 'd': colour type RGBA trains a network that serving cannot feed"):
+        check_channels(SimpleNamespace(name="d", ctype="RGBA"), weights, [None, 4, 8, 8])

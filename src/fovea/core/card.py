@@ -89,7 +89,7 @@ class InputSpec(_Strict):
 
     name: str | None = None  # input tensor name; the graph's first input when None
     layout: Literal["NCHW", "NHWC", "NCDHW"] = "NCHW"
-    color: Literal["RGB", "BGR", "GRAY"] = "RGB"
+    color: Literal["RGB", "BGR", "GRAY", "HSV", "YCBCR"] = "RGB"  # fovea.core.colour converts decoded RGB to it
     size: tuple[int, ...] = (224, 224)  # (height, width), or (depth, height, width) for 3-D models
     resize: ResizeMode = "stretch"
     crop_pct: float = Field(0.875, gt=0, le=1)  # center_crop: the shorter side is resized to size / crop_pct

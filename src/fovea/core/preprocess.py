@@ -6,10 +6,10 @@ of one modality reaches the network with the same intensities, else over each sc
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 
 from fovea.core.card import InputSpec
+from fovea.core.colour import from_rgb
 from fovea.core.geometry import Geometry, resize_image, resize_volume
 from fovea.core.io.arrays import window_to_uint8
 from fovea.core.io.media import Image, Volume
@@ -44,12 +44,8 @@ class Preprocessor:
 
     def resize(self, image: Image) -> tuple[np.ndarray, Geometry]:
         """Colour-convert and resize one image; the geometry maps back to the image's ORIGINAL size."""
-        pixels = image.pixels
-        if self.spec.color == "GRAY":
-            pixels = cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY)[:, :, None]
-        elif self.spec.color == "BGR":
-            pixels = pixels[:, :, ::-1]
         spec = self.spec
+        pixels = image.pixels if spec.color == "RGB" else from_rgb(image.pixels, spec.color)
         resized, geometry = resize_image(
             pixels, spec.size[-2:], spec.resize, crop_pct=spec.crop_pct, pad_value=spec.pad_value
         )

@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from fovea.core.colour import MODEL_COLOURS
 from fovea.core.io.limits import DEFAULT_LIMITS, Limits, read_file
 from fovea.errors import InputError
 from fovea.paths import atomic_path
@@ -289,15 +290,15 @@ def write_dataset_yaml(
 # -- colour types (§1.5) -----------------------------------------------------------------------------
 
 CTYPE_CHANNELS = {"GRAY": 1, "RGB": 3, "BGR": 3, "HSV": 3, "YCBCR": 3, "RGBA": 4}  # NONE: the files' own channels
-SERVED_COLORS = ("GRAY", "RGB", "BGR")  # the colours a model card can ask serving to convert an image to
+SERVED_COLORS = MODEL_COLOURS  # the colours a model card can ask serving to convert an image to
 
 
 def served_color(ctype: str, planes: int = 1, channels: int | None = None) -> str:
     """The model-card colour under which serving computes the input training reads as `ctype` from `planes` files.
 
-    Serving takes one image per input and converts it to RGB, BGR or GRAY; training's other colour types and
-    multi-plane samples would reach a trained network as inputs no request can give it, so they are refused here
-    with the reason. `channels` settles NONE (the decoded channels: 1 is GRAY, 3 is RGB).
+    Serving takes one image per input and converts it to a card's colour (fovea.core.colour: RGB, BGR, GRAY, HSV,
+    YCBCR). RGBA (a decoded request has no alpha) and multi-plane samples would reach a trained network as inputs no
+    request can give it, so they are refused here with the reason. `channels` settles NONE (1 is GRAY, 3 is RGB).
     """
     if planes > 1:
         raise InputError(

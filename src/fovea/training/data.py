@@ -1,8 +1,8 @@
 """One split of a DeepHealth dataset as network inputs and targets, through an augmentation pipeline.
 
 Images are found inside the dataset's folder when they are read (`dataset_file`), read with the inference core's own
-reader (RGB) and converted to the dataset's colour type `ctype` (dataset format §1.5) with OpenCV, as serving converts
-to a card's colour (RGB to GRAY, RGB to BGR), so a trained model sees at serving time what it saw in training. The
+reader (RGB) and converted to the dataset's colour type `ctype` (dataset format §1.5) by `fovea.core.colour`, as
+serving converts to a card's colour, so a trained model sees at serving time what it saw in training. The
 planes of a multi-plane sample are converted one by one and stacked in their listed order along the channel axis
 (two GRAY planes: 2 channels). Masks are read as `ctype_gt` and must come out as one channel of class indexes.
 After the pipeline come the implicit steps of the dataset format (§2.6): resize to Input width x Input height if
@@ -22,6 +22,7 @@ import torch
 from PIL import Image as PILImage
 from PIL import ImageOps
 
+from fovea.core.colour import MODEL_COLOURS, from_rgb
 from fovea.core.io import read_input
 from fovea.core.predictions import Task
 from fovea.datasets import DatasetSpec
@@ -30,16 +31,7 @@ from fovea.errors import InputError
 
 Pipeline = Callable[..., dict[str, Any]]
 
-# OpenCV conversions from the decoded RGB. OpenCV's 8-bit HSV has H in 0..179 (degrees / 2), S and V in 0..255, as
-# ECVL (built on OpenCV) gave; YCbCr is OpenCV's YCrCb with the chroma channels put in the order the name says.
-_FROM_RGB: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-    "RGB": lambda rgb: rgb,
-    "BGR": lambda rgb: np.ascontiguousarray(rgb[:, :, ::-1]),
-    "GRAY": lambda rgb: cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)[:, :, None],
-    "HSV": lambda rgb: cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV),
-    "YCBCR": lambda rgb: np.ascontiguousarray(cv2.cvtColor(rgb, cv2.COLOR_RGB2YCrCb)[:, :, [0, 2, 1]]),
-}
-CTYPES = (*_FROM_RGB, "RGBA", "NONE")
+CTYPES = (*MODEL_COLOURS, "RGBA", "NONE")
 
 
 def _pil_bands(path: Path) -> tuple[bool, bool]:
@@ -70,10 +62,9 @@ def read_plane(path: Path, ctype: str) -> np.ndarray:
         ctype = ("RGBA" if alpha else "RGB") if colour else "GRAY"
     if ctype == "RGBA":
         return np.concatenate([pixels, _alpha(path)], axis=2)
-    convert = _FROM_RGB.get(ctype)
-    if convert is None:
+    if ctype not in MODEL_COLOURS:
         raise InputError(f"colour type {ctype!r} is not one of {', '.join(CTYPES)}")
-    return convert(pixels)
+    return from_rgb(pixels, ctype)
 
 
 def read_sample(root: Path, location: str | list[str], ctype: str, where: str) -> np.ndarray:

@@ -22,6 +22,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from fovea.core.colour import from_rgb, to_rgb
 from fovea.core.geometry import Geometry
 from fovea.core.io import Image, read_input
 from fovea.core.onnx_model import Batch, OnnxModel
@@ -72,20 +73,6 @@ def check_for_task(text: str | None, task: Task) -> Node | None:
     return node
 
 
-def _to_model_colour(pixels: np.ndarray, color: str) -> np.ndarray:
-    if color == "GRAY":
-        return cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY)[:, :, None]
-    return pixels[:, :, ::-1] if color == "BGR" else pixels
-
-
-def _to_rgb(pixels: np.ndarray, color: str) -> np.ndarray:
-    if pixels.ndim == 2:
-        pixels = pixels[:, :, None]
-    if color == "GRAY":
-        return np.repeat(pixels[:, :, :1], 3, axis=2)
-    return np.ascontiguousarray(pixels[:, :, ::-1]) if color == "BGR" else pixels
-
-
 class TestTimeAugmentation:
     """Predict with `model` through the pipeline `text` (see the module docstring)."""
 
@@ -109,7 +96,7 @@ class TestTimeAugmentation:
         """One pass's pipeline output as an (HxWxC, layout-free) network slot and its geometry to the original."""
         spec = self.model.card.input
         if out.dtype == np.uint8:  # pixels still: the card's own preprocessing follows
-            augmented = Image(_to_rgb(out, spec.color))
+            augmented = Image(to_rgb(out, spec.color))
             tensor, [geometry] = self.model.preprocessor([augmented])
             h, w = augmented.pixels.shape[:2]
             geometry = geometry.rescaled(image.original_size[0] / h, image.original_size[1] / w, image.original_size)
@@ -138,7 +125,7 @@ class TestTimeAugmentation:
             for _ in range(self.passes):
                 slots, geometries = [], []
                 for image in images:
-                    drawn = self._draw(_to_model_colour(image.pixels, model.card.input.color))
+                    drawn = self._draw(from_rgb(image.pixels, model.card.input.color))
                     slot, geometry = self._network_input(image, drawn)
                     slots.append(slot)
                     geometries.append(geometry)
