@@ -3,7 +3,8 @@
 The owner uploads the zoo's EfficientNet-Lite0 as private weights and gets the heat-map overlay PNG of a cat
 placed in one corner of a white page; the heat lies on the cat (the idea of tests/training/test_explain.py,
 checked on the PNG the console shows). Strangers and anonymous callers get what `inferenceSingle` gives them, a
-segmenter is refused with a reason, and a server without PyTorch answers 501 saying what to install.
+segmenter is refused with a reason, a server without PyTorch answers 501 saying what to install, and a busy one
+503 with Retry-After.
 """
 
 import base64
@@ -144,3 +145,34 @@ def test_without_pytorch_the_server_says_what_to_install(zoo_dir, tmp_path):
         answer = client.post("/backend/explain", json=body, headers=admin)
     assert answer.status_code == 501, answer.text
     assert "pip install 'fovea[train]'" in answer.json()["error"]
+
+
+def test_a_busy_server_answers_503_with_retry_after(zoo_dir, tmp_path, monkeypatch):
+    """One Grad-CAM runs at a time; a request that cannot start within QUEUE_WAIT_S is told when to come back
+    instead of holding a worker thread. In process, so the test can hold the one slot itself."""
+    from fastapi.testclient import TestClient
+
+    from fovea.platform.bootstrap import bootstrap, seed_demo
+    from fovea.platform.config import PlatformSettings
+    from fovea.server.backend import explain_routes
+    from fovea.server.backend.app import create_backend_app
+
+    settings = PlatformSettings(home=tmp_path / "home", admin_password=PASSWORD)
+    db, _ = bootstrap(settings)
+    seed_demo(settings, db, zoo_dir)
+    monkeypatch.setattr(explain_routes, "QUEUE_WAIT_S", 0.05)
+    with TestClient(create_backend_app(settings, db)) as client:
+        form = {"grant_type": "password", "username": "admin", "password": PASSWORD, "client_id": "fovea"}
+        admin = bearer(client.post("/backend/auth/token", data=form).json())
+        project = client.post("/backend/projects", json={"name": "p", "task_id": 1}, headers=admin).json()["id"]
+        body = {
+            "project_id": project,
+            "modelweights_id": demo_weights_id(client, admin, "EfficientNet-Lite0_ImageNet"),
+            "image_data": data_url(np.zeros((8, 8, 3), np.uint8)),
+        }
+        with explain_routes._ONE_AT_A_TIME:  # another explanation is running
+            answer = client.post("/backend/explain", json=body, headers=admin)
+    db.dispose()
+    assert answer.status_code == 503, answer.text
+    assert answer.headers["retry-after"] == "5"
+    assert answer.json() == {"error": "the server is busy explaining other images; try again"}

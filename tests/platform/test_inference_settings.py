@@ -242,3 +242,15 @@ def test_segmentation_reports_dice_and_refuses_augmentations_it_cannot_map_back(
     refused = launch(api, ids, Test_augmentations="AugMirror p=0.5")
     assert refused.status_code == 400
     assert "Test augmentations" in refused.json()["error"] and "map back" in refused.json()["error"]
+
+
+def test_a_dataset_of_multi_plane_samples_is_refused_at_launch_not_read_a_plane_short(api, tmp_path):
+    """A sample of two planes stacks them as two channels (dataset format §1.4); a model card takes one image per
+    input, so the inference used to read the first plane of each and say nothing."""
+    ids = register(api, REGRESSION, size_reader(tmp_path / "planes.onnx"))
+    files = {name: png(np.zeros((8, 8), np.uint8)) for name in ("t1.png", "t2.png")}
+    samples = [Sample(["t1.png", "t2.png"], values={"height": 8, "width": 8})]
+    ids["dataset_id"] = upload_dataset(api, REGRESSION, tmp_path, files, samples, features=["height", "width"])
+    refused = launch(api, ids)
+    assert refused.status_code == 400, refused.text
+    assert "multi-plane samples (2 planes stacked as channels)" in refused.json()["error"]

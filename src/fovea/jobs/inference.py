@@ -5,7 +5,9 @@ Images go through the model's batched pipelines; a scan that is a volume (NIfTI,
 
 The resolved hyperparameters apply (backend-api.md §10): Input height/width become the card's input size, Test
 augmentations run through `fovea.training.tta`, and when every test image is labelled each Test line reports the
-running `Metric` for the task (fovea.evaluate: accuracy, dice or pixel accuracy, regression error).
+running `Metric` for the task (fovea.evaluate: accuracy, dice or pixel accuracy, regression error). Detection lines
+never do: the dataset format has no boxes (dataset format §1.5: detection datasets are test-only), so a detector is
+scored by `fovea evaluate` on COCO annotations instead.
 """
 
 from __future__ import annotations

@@ -105,8 +105,15 @@ def create_inference(db: Session, user: User, body: dict[str, Any], storage: Pat
     dataset = get_dataset(db, user, required_int(body, "dataset_id"))
     if dataset.task_id != model.task_id:
         raise InputError("Model and dataset must belong to the same task")
-    if not spec_of(dataset, storage).ids("test"):
+    spec = spec_of(dataset, storage)
+    if not spec.ids("test"):
         raise InputError(f"dataset {dataset.id} has an empty test split")
+    planes = max((len(s.location) for s in spec.samples if isinstance(s.location, list)), default=1)
+    if planes > 1:  # a model card takes one image per input: reading one plane of each would pass silently
+        raise InputError(
+            f"dataset {dataset.id} has multi-plane samples ({planes} planes stacked as channels); models take one "
+            "image per input"
+        )
     properties = body.get("properties")
     settings: dict[str, Any] = resolve_inference_settings(db, model, weights, dataset.id, properties, storage)
     settings[SETTINGS_KEY] = _inference_settings(weights, body)
