@@ -111,12 +111,42 @@ def test_predict_with_the_zoo_model_finds_the_cat(zoo_dir, tmp_path):
 
 
 def test_zoo_commands(zoo_dir, tmp_path):
-    listed = fovea("zoo", "list", "--out", zoo_dir)
+    listed = fovea("zoo", "list", "--zoo", zoo_dir)
     assert listed.returncode == 0 and "efficientnet-lite0-imagenet" in listed.stdout and "yes" in listed.stdout
-    path = fovea("zoo", "path", "samples/chelsea.jpg", "--out", zoo_dir)
+    path = fovea("zoo", "path", "samples/chelsea.jpg", "--zoo", zoo_dir)
     assert path.returncode == 0 and path.stdout.strip().endswith("chelsea.jpg")
-    missing = fovea("zoo", "path", "nothing", "--out", tmp_path)
+    missing = fovea("zoo", "path", "nothing", "--zoo", tmp_path)
     assert missing.returncode == 2 and "run `fovea zoo build`" in missing.stderr
+    # --home names the folder the zoo lives in, as it does for serve, db and users
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "zoo").symlink_to(zoo_dir)
+    by_home = fovea("zoo", "path", "samples/chelsea.jpg", "--home", home)
+    assert by_home.returncode == 0 and by_home.stdout.strip() == str(home / "zoo" / "samples" / "chelsea.jpg")
+
+
+def test_every_command_that_writes_a_file_takes_out(workdir, tmp_path):
+    for flag in ("--out", "-o", "--output"):
+        written = tmp_path / f"result{flag}.json"
+        result = fovea("predict", workdir / "cls.onnx", workdir / "images", flag, written)
+        assert result.returncode == 0, result.stderr
+        assert len(json.loads(written.read_text())) == 3
+
+
+def test_db_and_users_take_home(tmp_path):
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FOVEA_")}
+    home = tmp_path / "elsewhere"
+    upgraded = fovea("db", "upgrade", "--home", home, env=env)
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert (home / "fovea.db").is_file()
+    weak = fovea("users", "create", "dave", "--home", home, "--password", "short", env=env)
+    assert weak.returncode == 2 and "password" in weak.stderr.lower(), weak.stderr
+    created = fovea("users", "create", "dave", "--home", home, "--password", "a-long-passphrase-9", env=env)
+    assert created.returncode == 0, created.stderr
+    again = fovea("users", "create", "dave", "--home", home, "--password", "a-long-passphrase-9", env=env)
+    assert again.returncode == 2 and "dave" in again.stderr, again.stderr
 
 
 def test_export_a_timm_architecture_with_its_card(tmp_path):

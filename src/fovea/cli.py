@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -20,13 +21,24 @@ from rich.table import Table
 from fovea.errors import FoveaError
 
 app = typer.Typer(
-    help="Fovea: load ONNX weights with a model card, predict, export, and build the demo zoo.",
+    help="Fovea: predict with ONNX weights and their model cards, serve them, and run the platform.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
 zoo_app = typer.Typer(help="The demo zoo: real models and data built offline from installed packages.")
 app.add_typer(zoo_app, name="zoo")
 err = Console(stderr=True, soft_wrap=True)
+
+# Every command that reads Fovea's folder takes --home; every command that writes a result takes -o/--out.
+HomeOption = Annotated[Path | None, typer.Option(help="Fovea's folder (default: $FOVEA_HOME or ~/.fovea).")]
+ZooOption = Annotated[Path | None, typer.Option("--zoo", help="Zoo folder (default: the zoo in Fovea's folder).")]
+
+
+def use_home(home: Path | None) -> None:
+    """Point what this command reads from Fovea's folder (settings, the zoo) at `home`."""
+    if home is not None:
+        os.environ["FOVEA_HOME"] = str(home.expanduser())
+
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".dcm", ".nii", ".gz"}
 
@@ -109,7 +121,9 @@ def predict(
     set_: Annotated[list[str], typer.Option("--set", help="Inference setting key=value (repeatable).")] = [],  # noqa: B006
     batch_size: Annotated[int, typer.Option(min=1, max=256, help="Images per network run.")] = 8,
     card: Annotated[Path | None, typer.Option(help="A side-car model card overriding the embedded one.")] = None,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write results here, not stdout.")] = None,
+    output: Annotated[
+        Path | None, typer.Option("--out", "-o", "--output", help="Write results here, not stdout.")
+    ] = None,
 ) -> None:
     """Predict on images or volumes and print the results."""
     import fovea
@@ -164,7 +178,7 @@ def export(
         str, typer.Argument(help="`package.module:function` returning a torch.nn.Module, or `timm:ARCH`.")
     ],
     card: Annotated[Path, typer.Option(help="Model card (.yaml or .json) to embed.")],
-    out: Annotated[Path, typer.Option(help="Where to write the ONNX file.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the ONNX file.")],
     checkpoint: Annotated[
         Path | None,
         typer.Option(help="A state_dict file, or a Lightning .ckpt (its `state_dict`; `model.`-like prefixes go)."),
@@ -214,7 +228,9 @@ def serve_model(
     ],
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on.")] = 8000,
-    max_batch_size: Annotated[int, typer.Option(min=1, max=256, help="Images per engine run.")] = 8,
+    max_batch_size: Annotated[
+        int, typer.Option(min=1, max=256, help="Most images one engine run batches from concurrent requests.")
+    ] = 8,
     max_delay_ms: Annotated[float, typer.Option(min=0, max=1000, help="Longest wait for a batch to fill.")] = 2.0,
     workers: Annotated[
         int | None, typer.Option(min=1, max=256, help="Engine runs side by side under load (default: one per core).")
@@ -291,7 +307,7 @@ def serve_model(
 @app.command(short_help="Run the platform: the back-end API and deployed sessions.")
 @friendly_errors
 def serve(
-    home: Annotated[Path | None, typer.Option(help="Fovea's folder (default: $FOVEA_HOME or ~/.fovea).")] = None,
+    home: HomeOption = None,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on.")] = 8000,
     demo: Annotated[
@@ -310,7 +326,8 @@ def serve(
     from fovea.platform.config import PlatformSettings
     from fovea.server.backend.app import create_backend_app
 
-    settings = PlatformSettings(**({"home": home} if home else {}))
+    use_home(home)
+    settings = PlatformSettings()
     db, generated = bootstrap(settings)
     if demo:
         from fovea.zoo import build_zoo
@@ -345,7 +362,9 @@ def evaluate(
     model: Annotated[str, typer.Argument(help="ONNX weights file, or a demo zoo model name.")],
     dataset: Annotated[Path, typer.Argument(help="DeepHealth dataset YAML (a detector: COCO instances JSON).")],
     split: Annotated[str, typer.Option(help="training | validation | test")] = "test",
-    out: Annotated[Path, typer.Option(help="Folder for metrics.json and the confusion matrix / PR curve PNG.")] = Path(
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Folder for metrics.json and the confusion matrix / PR curve PNG.")
+    ] = Path(
         "evaluation"
     ),
     batch_size: Annotated[int, typer.Option(min=1, max=256, help="Images per network run.")] = 16,
@@ -388,7 +407,9 @@ def evaluate(
 def explain(
     model: Annotated[str, typer.Argument(help="A classification model: ONNX weights file, or a demo zoo model name.")],
     image: Annotated[Path, typer.Argument(help="The image to explain.")],
-    out: Annotated[Path | None, typer.Option(help="Heat map file (default: <image>.gradcam.png).")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Heat map file (default: <image>.gradcam.png).")
+    ] = None,
     class_name: Annotated[str | None, typer.Option("--class", help="Explain this class (default: the top).")] = None,
 ) -> None:
     """Grad-CAM: draw over the image where the evidence for the predicted class lies (needs fovea's `train` extra)."""
@@ -412,11 +433,12 @@ app.add_typer(db_app, name="db")
 
 @db_app.command("upgrade")
 @friendly_errors
-def db_upgrade() -> None:
+def db_upgrade(home: HomeOption = None) -> None:
     """Apply the database migrations (FOVEA_DATABASE_URL, or SQLite in FOVEA_HOME)."""
     from fovea.platform.bootstrap import upgrade
     from fovea.platform.config import PlatformSettings
 
+    use_home(home)
     settings = PlatformSettings()
     settings.home.mkdir(parents=True, exist_ok=True)
     upgrade(settings.db_url)
@@ -436,9 +458,10 @@ def users_create(
     password: Annotated[
         str | None, typer.Option(help="Password (default: FOVEA_NEW_PASSWORD, else generated and printed once).")
     ] = None,
+    home: HomeOption = None,
 ) -> None:
-    """Create an account directly in the database (also when registration is switched off)."""
-    import os
+    """Create an account directly in the database (also when registration is switched off), under the username
+    and password rules registration applies."""
     import secrets
 
     from fovea.platform.auth import normalize_username, now, password_problem, username_problem
@@ -454,6 +477,7 @@ def users_create(
         password = generated = secrets.token_urlsafe(12)
     if problem := password_problem(password, username, email):
         raise ValueError(problem)
+    use_home(home)
     db, _ = bootstrap(PlatformSettings())
     with db.transaction() as session:
         if problem := username_problem(session, username):  # the rules registration applies
@@ -469,13 +493,15 @@ def users_create(
 @zoo_app.command("build")
 @friendly_errors
 def zoo_build(
-    out: Annotated[Path | None, typer.Option(help="Zoo folder (default: $FOVEA_HOME/zoo).")] = None,
+    zoo: ZooOption = None,
+    home: HomeOption = None,
     force: Annotated[bool, typer.Option(help="Rebuild what already exists.")] = False,
 ) -> None:
     """Build the demo models and the Digits dataset from installed packages (no downloads)."""
     from fovea.zoo import build_zoo
 
-    entries = build_zoo(out, force=force, progress=lambda message: err.print(message, highlight=False))
+    use_home(home)
+    entries = build_zoo(zoo, force=force, progress=lambda message: err.print(message, highlight=False))
     for entry in entries:
         err.print(f"[green]ready[/green] {entry.name}: {entry.path}", highlight=False)
 
@@ -483,12 +509,14 @@ def zoo_build(
 @zoo_app.command("list")
 @friendly_errors
 def zoo_list(
-    out: Annotated[Path | None, typer.Option(help="Zoo folder (default: $FOVEA_HOME/zoo).")] = None,
+    zoo: ZooOption = None,
+    home: HomeOption = None,
 ) -> None:
     """Show the demo zoo and what is built."""
     from fovea.zoo import list_zoo
 
-    rows = [(e.name, e.task, "yes" if e.built else "no", str(e.path)) for e in list_zoo(out)]
+    use_home(home)
+    rows = [(e.name, e.task, "yes" if e.built else "no", str(e.path)) for e in list_zoo(zoo)]
     console = Console()
     if not console.is_terminal:  # plain tab-separated lines for scripts and pipes
         for row in rows:
@@ -504,18 +532,20 @@ def zoo_list(
 @friendly_errors
 def zoo_path(
     name: Annotated[str, typer.Argument(help="A zoo entry name, or a path inside the zoo folder.")],
-    out: Annotated[Path | None, typer.Option(help="Zoo folder (default: $FOVEA_HOME/zoo).")] = None,
+    zoo: ZooOption = None,
+    home: HomeOption = None,
 ) -> None:
     """Print the path of a zoo model, or of a file in the zoo folder (e.g. samples/chelsea.jpg)."""
     from fovea.zoo import list_zoo, zoo_dir
 
-    for entry in list_zoo(out):
+    use_home(home)
+    for entry in list_zoo(zoo):
         if entry.name == name:
             print(entry.path)
             return
-    candidate = zoo_dir(out) / name
+    candidate = zoo_dir(zoo) / name
     if not candidate.exists():
-        raise ValueError(f"{name} is not in the zoo at {zoo_dir(out)}; run `fovea zoo build`")
+        raise ValueError(f"{name} is not in the zoo at {zoo_dir(zoo)}; run `fovea zoo build`")
     print(candidate)
 
 
