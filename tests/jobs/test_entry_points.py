@@ -12,7 +12,7 @@ import uuid
 import pytest
 from sqlalchemy import select
 
-from fovea.jobs.inference import outputs_dir, run_inference
+from fovea.jobs.inference import run_inference
 from fovea.jobs.training import run_training
 from fovea.platform import processes, projects
 from fovea.platform.auth import now
@@ -21,6 +21,7 @@ from fovea.platform.config import PlatformSettings
 from fovea.platform.datasets import spec_of
 from fovea.platform.enums import ProcessState, ProcessType, TaskId
 from fovea.platform.models import Dataset, Process, ProgressLine, Training, User, Weights
+from fovea.platform.storage import process_outputs
 
 
 @pytest.fixture
@@ -49,10 +50,10 @@ def state_and_lines(db, process_id):
 
 
 def new_inference(settings, db, ids) -> str:
-    body = {"project_id": ids["project"], "modelweights_id": ids["lenet"], "dataset_id": ids["digits"]}
+    order = processes.InferenceOrder(project_id=ids["project"], weights_id=ids["lenet"], dataset_id=ids["digits"])
     with db.transaction() as session:
         admin = session.get(User, ids["admin"])
-        return processes.create_inference(session, admin, body, settings.storage_dir).id
+        return processes.create_inference(session, admin, order, settings.storage_dir).id
 
 
 def new_training(db, ids) -> str:
@@ -85,7 +86,7 @@ def test_an_inference_runs_its_pending_process_to_finished_outputs(platform):
     assert state == ProcessState.FINISHED, lines
     with db.transaction() as session:
         tests = spec_of(session.get(Dataset, ids["digits"]), settings.storage_dir).ids("test")
-    stored = json.loads((outputs_dir(settings.storage_dir, process_id) / "outputs.json").read_text())
+    stored = json.loads((process_outputs(settings.storage_dir, process_id) / "outputs.json").read_text())
     assert len(stored["predictions"]) == len(stored["outputs"]) == len(tests) > 0
     assert lines and all(line.startswith("Test - batch [") for line in lines)
 
@@ -99,7 +100,7 @@ def test_a_process_no_longer_pending_is_left_alone(platform, entry):
         session.get(Process, process_id).state = ProcessState.STOPPED
     entry(process_id, db.url, str(settings.storage_dir))
     assert state_and_lines(db, process_id) == (ProcessState.STOPPED, [])
-    assert not outputs_dir(settings.storage_dir, process_id).exists()
+    assert not process_outputs(settings.storage_dir, process_id).exists()
 
 
 @pytest.mark.parametrize(

@@ -25,7 +25,7 @@ from fovea.platform.bootstrap import bootstrap
 from fovea.platform.config import PlatformSettings
 from fovea.platform.models import Process, ProgressLine, Project, Training, Weights, WeightsDownload
 from fovea.platform.processes import fail_stale
-from fovea.platform.weights import file_path
+from fovea.platform.storage import weights_file
 from tests.core.graphs import constant_outputs
 from tests.platform.conftest import ADMIN_PASSWORD, bearer, login, register
 
@@ -148,7 +148,7 @@ def test_a_download_whose_weights_were_deleted_fails_without_writing(backend, on
     with db.transaction() as session:
         download = session.get(WeightsDownload, download_id)
         assert download.state == "failed" and "deleted" in download.error
-    assert not file_path(storage, weights_id).exists()
+    assert not weights_file(storage, weights_id).exists()
 
 
 def test_deleting_the_weights_a_running_training_writes_is_409(backend, onnx_bytes):
@@ -390,7 +390,7 @@ def test_home_database_and_stored_files_are_private(tmp_path, onnx_bytes):
         db.dispose()
     for folder in (settings.home, settings.storage_dir, settings.storage_dir / "weights"):
         assert folder.stat().st_mode & 0o777 == 0o700, folder
-    for path in (settings.home / "fovea.db", file_path(settings.storage_dir, weights)):
+    for path in (settings.home / "fovea.db", weights_file(settings.storage_dir, weights)):
         assert path.stat().st_mode & 0o777 == 0o600, path
 
 

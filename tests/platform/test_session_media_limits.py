@@ -4,8 +4,9 @@ import pytest
 
 from fovea.errors import LimitExceeded
 from fovea.platform.auth import now
-from fovea.platform.media import SessionMedia, videos_dir
+from fovea.platform.media import SessionMedia
 from fovea.platform.models import Video
+from fovea.platform.storage import videos_dir
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)

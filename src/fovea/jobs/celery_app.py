@@ -15,6 +15,7 @@ from fovea.jobs.inference import run_inference
 from fovea.jobs.progress import mark_failed
 from fovea.jobs.training import run_training
 from fovea.paths import keep_private
+from fovea.platform.db import Database
 from fovea.platform.enums import ProcessType
 
 TASK_NAMES = {ProcessType.INFERENCE: "fovea.inference", ProcessType.TRAINING: "fovea.training"}
@@ -60,7 +61,7 @@ class CeleryExecutor:
     def __init__(self, broker_url: str | None = None) -> None:
         self.app = make_app(broker_url or app.conf.broker_url)
 
-    def fail_orphans(self, db: Any) -> int:
+    def fail_orphans(self, db: Database) -> int:
         """Nothing to do at start-up: Celery workers outlive the server, and the stale sweep fails lost ones."""
         return 0
 

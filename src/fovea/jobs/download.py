@@ -29,7 +29,7 @@ from fovea.platform.db import Database
 from fovea.platform.enums import UNFINISHED, ProcessState
 from fovea.platform.models import Weights, WeightsDownload
 from fovea.platform.onnx_check import validate_onnx
-from fovea.platform.weights import file_path
+from fovea.platform.storage import weights_file
 
 HEARTBEAT_S = 1.0  # how often a running download stamps `updated`: one small UPDATE a second at most
 
@@ -155,7 +155,7 @@ def _activate(db: Database, download_id: str, data: bytes, card: ModelCard | Non
             # Not running any more: failed from outside meanwhile.
             if not _move(session, download_id, (ProcessState.RUNNING,), state=ProcessState.FINISHED):
                 return
-            written = file_path(storage, weights.id)
+            written = weights_file(storage, weights.id)
             with atomic_path(written) as tmp:
                 tmp.write_bytes(data)
             weights.is_active = True

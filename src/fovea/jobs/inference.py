@@ -30,17 +30,13 @@ from fovea.platform.datasets import first_plane, yaml_path
 from fovea.platform.db import Database
 from fovea.platform.enums import ProcessState, TaskId
 from fovea.platform.processes import SETTINGS_KEY
-from fovea.platform.weights import file_path
+from fovea.platform.storage import process_outputs, weights_file
 
 MASK_ROUTE = "media/{process_id}/{image_id}.png"
 VOLUME_MASK_ROUTE = "media/{process_id}/{image_id}.nii.gz"
 SCAN_KINDS = ("nifti", "dicom")  # read before batching: they may be volumes
 Placement = tuple[tuple[float, float, float], Any]  # a volume's (spacing, affine or None): where its mask goes
 MIN_ENGINE_BATCH = 16
-
-
-def outputs_dir(storage: Path, process_id: str) -> Path:
-    return storage / "processes" / process_id
 
 
 def run_inference(process_id: str, db_url: str, storage: str) -> None:
@@ -56,12 +52,12 @@ def _run(db: Database, process_id: str, storage: Path) -> None:
         if claimed is None:
             return
         process, weights, dataset = claimed
-        weights_file = file_path(storage, weights.id)
+        weights_path = weights_file(storage, weights.id)
         dataset_yaml = yaml_path(dataset, storage)
         settings = json.loads(process.settings)
         image_name = process.image_name
         segmentation = dataset.task_id == TaskId.SEGMENTATION
-    model = _load(weights_file, settings)
+    model = _load(weights_path, settings)
     predictor = _test_time(model, settings)
     spec = load_dataset_yaml(dataset_yaml, segmentation=segmentation)
     ids = spec.ids("test")
@@ -70,7 +66,7 @@ def _run(db: Database, process_id: str, storage: Path) -> None:
     batches = math.ceil(len(ids) / batch_size)
     scorer = _scorer(model, spec, ids)
     rows, canonical = [], []
-    out = outputs_dir(storage, process_id)
+    out = process_outputs(storage, process_id)
     with writing_outputs(db, process_id):  # every write checks the process still runs (a deleted project)
         out.mkdir(parents=True, exist_ok=True)
     # Decode and run a window of several engine batches at once, one pipeline per core (predict_batch), then
@@ -108,18 +104,18 @@ def _run(db: Database, process_id: str, storage: Path) -> None:
     finish(db, process_id, ProcessState.FINISHED)
 
 
-def _load(weights_file: Path, settings: dict[str, Any]) -> Any:
+def _load(path: Path, settings: dict[str, Any]) -> Any:
     """The model at the resolved Input height x Input width. The launch checks made these equal a static input size,
     so a different size here means the graph takes any size: the card's preprocessing then resizes to it."""
     import fovea
     from fovea.core.card import load_card
 
-    card = load_card(weights_file)
+    card = load_card(path)
     if card.input.dims == 2 and "Input height" in settings:
         size = (int(settings["Input height"]), int(settings["Input width"]))
         if size != tuple(card.input.size):
             card = card.model_copy(update={"input": card.input.model_copy(update={"size": size})})
-    return fovea.load(weights_file, card)
+    return fovea.load(path, card)
 
 
 def _test_time(model: Any, settings: dict[str, Any]) -> Any:

@@ -23,6 +23,7 @@ from fovea.platform.enums import ProcessState, ProcessType
 from fovea.platform.models import Process, WeightsDownload
 
 JOBS = {ProcessType.INFERENCE: run_inference, ProcessType.TRAINING: run_training}
+SHUTDOWN_GRACE_S = 2.0  # how long stopping waits for idle workers to leave before it ends them
 
 
 class LocalExecutor:
@@ -89,12 +90,12 @@ class LocalExecutor:
         elif error is not None:
             fail(f"{type(error).__name__}: {error}")
 
-    def shutdown(self, grace_s: float = 2.0) -> None:
+    def shutdown(self) -> None:
         """Cancel queued jobs and end the workers, so none outlives the server; a running job is failed."""
         self.closing = True
         workers = list((self.pool._processes or {}).values())  # private: the pool gives no other handle
         self.pool.shutdown(wait=False, cancel_futures=True)
-        deadline = time.monotonic() + grace_s
+        deadline = time.monotonic() + SHUTDOWN_GRACE_S
         for worker in workers:
             worker.join(max(0.0, deadline - time.monotonic()))  # an idle worker leaves on the pool's signal
             if worker.is_alive():

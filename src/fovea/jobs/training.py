@@ -17,7 +17,7 @@ from fovea.platform.db import Database
 from fovea.platform.enums import ProcessState, TaskId
 from fovea.platform.models import Training, Weights
 from fovea.platform.processes import settle
-from fovea.platform.weights import file_path
+from fovea.platform.storage import weights_file
 
 
 def run_training(process_id: str, db_url: str, storage: str) -> None:
@@ -41,14 +41,14 @@ def _run(db: Database, process_id: str, storage: Path) -> None:
         job = TrainingJob(
             task=TaskId(dataset.task_id).task.value,
             settings=json.loads(process.settings),
-            parent_file=file_path(storage, parent.id),
+            parent_file=weights_file(storage, parent.id),
             parent_name=parent.name,
             yaml_path=yaml_path(dataset, storage),  # checked to stay under storage/datasets
             dataset_name=dataset.name,
             gray=dataset.ctype == "GRAY",
             ctype=dataset.ctype,
             ctype_gt=dataset.ctype_gt,
-            out=file_path(storage, target),
+            out=weights_file(storage, target),
             process_id=process_id,
         )
     job.run(report=lambda line: write_line(db, process_id, line), check_stop=lambda: check_stop(db, process_id))
@@ -61,9 +61,9 @@ def _activate(db: Database, process_id: str, target: int, storage: Path) -> None
     with db.transaction() as session:
         weights = session.get(Weights, target)
         if weights is None or weights.process_id != process_id:
-            file_path(storage, target).unlink(missing_ok=True)
+            weights_file(storage, target).unlink(missing_ok=True)
             raise RuntimeError("the new weights were deleted while the training ran")
         if not settle(session, process_id, ProcessState.FINISHED):  # stopped, or failed from outside meanwhile
             return
         weights.is_active = True
-        weights.card = load_card(file_path(storage, weights.id)).to_json()
+        weights.card = load_card(weights_file(storage, weights.id)).to_json()

@@ -12,14 +12,6 @@ from fovea.platform.errors import InputError, NotFound
 from fovea.platform.models import ArchModel, Task
 
 
-def task_json(task: Task) -> dict[str, Any]:
-    return {"id": task.id, "name": task.name}
-
-
-def model_json(model: ArchModel) -> dict[str, Any]:
-    return {"id": model.id, "name": model.name, "task_id": model.task_id}
-
-
 def list_tasks(db: Session) -> list[Task]:
     return list(db.scalars(select(Task).order_by(Task.id)))
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import shutil
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -16,28 +15,16 @@ from fovea.core.io import Volume, read_input, sniff
 from fovea.datasets import DatasetSpec, load_dataset_yaml
 from fovea.datasets.files import dataset_file, file_inside
 from fovea.platform.archives import extract_zip, find_dataset_yaml
+from fovea.platform.db import Database
 from fovea.platform.enums import TaskId
 from fovea.platform.errors import Forbidden, InputError, NotFound
 from fovea.platform.models import OWN, Dataset, DatasetMember, Process, Task, User
-from fovea.platform.sharing import check_not_in_use, parse_members
+from fovea.platform.sharing import check_not_in_use, parse_members, with_members
+from fovea.platform.storage import DATASETS, dataset_dir, datasets_root, new_dataset_dir
 
 CTYPES = ("NONE", "GRAY", "RGB", "RGBA", "BGR", "HSV", "YCBCR")
 MEDIA_KINDS = {"png", "jpeg", "bmp", "tiff", "dicom", "nifti"}
 MAX_PROBLEMS = 50
-
-
-def dataset_json(d: Dataset) -> dict[str, Any]:
-    return {
-        "id": d.id,
-        "name": d.name,
-        "path": d.path,
-        "task_id": d.task_id,
-        "users": [{"username": m.user.username, "permission": m.permission} for m in d.members],
-        "public": d.public,
-        "ctype": d.ctype,
-        "ctype_gt": d.ctype_gt,
-        "classes": d.classes,
-    }
 
 
 def _level(d: Dataset, user: User) -> str | None:
@@ -75,7 +62,7 @@ def yaml_path(d: Dataset, storage: Path) -> Path:
     """The dataset's YAML, resolved now and checked to be a file under the datasets folder (a row changed since the
     upload reaches nothing else); its folder is the root of the dataset's locations."""
     try:
-        return file_inside(storage / "datasets", storage / d.path, "the dataset YAML")
+        return file_inside(datasets_root(storage), storage / d.path, "the dataset YAML")
     except InputError:
         raise NotFound(f"the files of dataset {d.id} are missing") from None
 
@@ -93,7 +80,22 @@ def _parsed(path: str, mtime_ns: int, size: int, segmentation: bool) -> DatasetS
     return load_dataset_yaml(Path(path), segmentation=segmentation)
 
 
-def create_dataset(
+def create_dataset(database: Database, user: User, fields: dict[str, Any], archive: bytes, storage: Path) -> Dataset:
+    """Extract, validate and register an uploaded archive in a transaction of its own; the extracted folder goes
+    again if anything fails, the commit included."""
+    folder = None
+    try:
+        with database.transaction() as db:
+            dataset, folder = _create_dataset(db, db.merge(user), fields, archive, storage)
+            with_members(dataset)
+    except Exception:
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return dataset
+
+
+def _create_dataset(
     db: Session, user: User, fields: dict[str, Any], archive: bytes, storage: Path
 ) -> tuple[Dataset, Path]:
     """Extract, validate and register an uploaded archive; returns the row and its folder (removed on failure)."""
@@ -109,7 +111,7 @@ def create_dataset(
         if value is not None and value not in CTYPES:
             raise InputError(f"{key} must be one of {', '.join(CTYPES)}")
     members = parse_members(db, fields.get("users"), user)
-    folder = storage / "datasets" / uuid.uuid4().hex
+    folder = new_dataset_dir(storage)
     try:
         extract_zip(archive, folder)
         yaml_path = find_dataset_yaml(folder)
@@ -170,20 +172,24 @@ def _file_problem(root: Path, location: str, where: str) -> list[str]:
     return []
 
 
-def delete_dataset(db: Session, user: User, dataset_id: int, storage: Path) -> Path | None:
-    d = get_dataset(db, user, dataset_id, need=OWN)
-    check_not_in_use(db, Process.dataset_id, d.id, "dataset")
-    db.delete(d)
-    return dataset_folder(d, storage)
+def delete_dataset(database: Database, user: User, dataset_id: int, storage: Path) -> None:
+    """Delete the row, then its files once the row is gone for good."""
+    with database.transaction() as db:
+        d = get_dataset(db, db.merge(user), dataset_id, need=OWN)
+        check_not_in_use(db, Process.dataset_id, d.id, "dataset")
+        db.delete(d)
+    folder = dataset_folder(d, storage)
+    if folder is not None:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def dataset_folder(d: Dataset, storage: Path) -> Path | None:
     """datasets/<uuid>: everything stored for the dataset, to remove with it; None when the row names no such folder
     (a row changed by hand never sends a removal up the tree)."""
     parts = Path(d.path).parts
-    if len(parts) < 3 or parts[0] != "datasets" or parts[1] == "..":
+    if len(parts) < 3 or parts[0] != DATASETS or parts[1] == "..":
         return None
-    return storage / "datasets" / parts[1]
+    return dataset_dir(storage, parts[1])
 
 
 def images(spec: DatasetSpec, split: str | None, offset: int, limit: int | None) -> list[dict[str, Any]]:

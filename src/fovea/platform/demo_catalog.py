@@ -6,7 +6,6 @@ Built from the demo zoo (`fovea zoo build`), which comes from installed packages
 from __future__ import annotations
 
 import shutil
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from fovea.core.card import load_card
 from fovea.paths import atomic_path
 from fovea.platform.enums import TaskId
 from fovea.platform.models import OWN, AllowedProperty, ArchModel, Dataset, DatasetMember, User, Weights, WeightsMember
-from fovea.platform.weights import file_path
+from fovea.platform.storage import new_dataset_dir, weights_file
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +114,7 @@ def seed_demo_catalog(db: Session, admin: User, zoo: Path, storage: Path) -> Non
         )
         db.add(weights)
         db.flush()
-        with atomic_path(file_path(storage, weights.id)) as tmp:
+        with atomic_path(weights_file(storage, weights.id)) as tmp:
             shutil.copyfile(source, tmp)
 
 
@@ -123,7 +122,7 @@ def _seed_digits(db: Session, admin: User, source: Path, storage: Path) -> Datas
     existing = db.scalar(select(Dataset).where(Dataset.name == "Digits", Dataset.public))
     if existing is not None:
         return existing
-    folder = storage / "datasets" / uuid.uuid4().hex
+    folder = new_dataset_dir(storage)
     shutil.copytree(source, folder)
     classes = ",".join(str(d) for d in range(10))
     dataset = Dataset(

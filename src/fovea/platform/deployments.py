@@ -8,6 +8,7 @@ import hmac
 import json
 import re
 import secrets
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -55,20 +56,30 @@ def _settings(card: ModelCard, value: Any) -> dict[str, Any]:
     return {key: resolved[key] for key in value}
 
 
-def create(db: Session, user: User, body: dict[str, Any], secret: bytes) -> tuple[DeployedSession, str]:
-    weights_id = body.get("modelweights_id")
+@dataclass(frozen=True)
+class SessionOrder:
+    """What `POST sessions` asks for, as sent: each value is checked here, in order, with its own message (§9a)."""
+
+    weights_id: object
+    settings: object = None  # the model card's settings, as the session's defaults
+    dataset_id: object = None  # the dataset whose image ids the session's requests may name
+    name: object = None  # default: the weights' name
+
+
+def create(db: Session, user: User, order: SessionOrder, secret: bytes) -> tuple[DeployedSession, str]:
+    weights_id = order.weights_id
     if not isinstance(weights_id, int) or isinstance(weights_id, bool):
         raise InputError("modelweights_id is required and must be an integer")
     weights = get_weights(db, user, weights_id)
     if not weights.is_active:
         raise InputError(f"Weights {weights.id} are not ready")
-    settings = _settings(card_of(weights), body.get("settings"))
-    dataset_id = body.get("dataset_id")
+    settings = _settings(card_of(weights), order.settings)
+    dataset_id = order.dataset_id
     if dataset_id is not None:  # the dataset whose image ids the session's requests may name
         if not isinstance(dataset_id, int) or isinstance(dataset_id, bool):
             raise InputError("dataset_id must be an integer")
         get_dataset(db, user, dataset_id)
-    name = body.get("name") or weights.name
+    name = order.name or weights.name
     if not isinstance(name, str):
         raise InputError("name must be a string")
     nonce = secrets.token_hex(16)
@@ -100,11 +111,16 @@ def list_owned(db: Session, user: User) -> list[DeployedSession]:
     return list(db.scalars(query))
 
 
-def update_settings(db: Session, user: User, session_id: int, body: dict[str, Any]) -> DeployedSession:
+def update_settings(db: Session, user: User, session_id: int, settings: object) -> DeployedSession:
+    """The session's default settings replaced by `settings` (as sent; None: no defaults)."""
     record = owned(db, user, session_id)
     weights = db.get(Weights, record.weights_id)
-    record.settings = json.dumps(_settings(card_of(weights), body.get("settings")))
+    record.settings = json.dumps(_settings(card_of(weights), settings))
     return record
+
+
+def delete(db: Session, user: User, session_id: int) -> None:
+    db.delete(owned(db, user, session_id))
 
 
 def by_token(db: Session, token: str) -> tuple[DeployedSession, Weights] | None:
@@ -118,17 +134,3 @@ def by_token(db: Session, token: str) -> tuple[DeployedSession, Weights] | None:
     except NotFound:
         return None
     return (record, weights) if weights.is_active and owner.is_active else None
-
-
-def session_json(record: DeployedSession, token: str, base_url: str, runtime: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "id": record.id,
-        "token": token,
-        "session_url": f"{base_url.rstrip('/')}/net/{token}",
-        "modelweights_id": record.weights_id,
-        "name": record.name,
-        "settings": json.loads(record.settings),
-        "dataset_id": record.dataset_id,
-        "created": record.created.isoformat(),
-        **runtime,
-    }

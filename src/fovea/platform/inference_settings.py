@@ -19,7 +19,7 @@ from fovea.platform.enums import TASKS_BY_ID
 from fovea.platform.errors import InputError
 from fovea.platform.hyperparams import INFERENCE_RELEVANT, parse_user_properties, resolve
 from fovea.platform.models import ArchModel, Property, Training, TrainingSetting, Weights
-from fovea.platform.weights import file_path
+from fovea.platform.storage import weights_file
 
 NEEDS = ("Batch size", "Input height", "Input width")
 
@@ -79,7 +79,7 @@ def _static_size(weights: Weights, storage: Path) -> tuple[int, int] | None:
     """The graph input's (height, width) when both are static, else None (the network takes any size)."""
     import onnx
 
-    graph = onnx.load(str(file_path(storage, weights.id)), load_external_data=False).graph
+    graph = onnx.load(str(weights_file(storage, weights.id)), load_external_data=False).graph
     initializers = {init.name for init in graph.initializer}
     first = next((i for i in graph.input if i.name not in initializers), None)
     dims = [d.dim_value if d.HasField("dim_value") else 0 for d in first.type.tensor_type.shape.dim] if first else []

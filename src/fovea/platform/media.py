@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -23,19 +22,24 @@ from fovea.platform.datasets import first_plane, get_dataset, spec_of, yaml_path
 from fovea.platform.db import Database
 from fovea.platform.errors import InputError, NotFound
 from fovea.platform.models import User, Video
+from fovea.platform.storage import videos_dir
 
 
-def video_json(video: Video, info: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {"id": video.id, "name": video.name, "created": video.created.isoformat(), **(info or {})}
+def create_video(database: Database, user: User, name: str, data: bytes, storage: Path) -> Video:
+    """Store a video in a transaction of its own; the file goes again if the commit fails."""
+    path = None
+    try:
+        with database.transaction() as db:
+            video, path = _create_video(db, db.merge(user), name, data, storage)
+    except Exception:
+        if path is not None:
+            path.unlink(missing_ok=True)
+        raise
+    return video
 
 
-def videos_dir(storage: Path) -> Path:
-    return storage / "videos"
-
-
-def create_video(db: Session, user: User, name: str, data: bytes, storage: Path) -> tuple[Video, Path]:
-    """Check the bytes are a readable video, then store them; returns the row and the file (the caller's to remove
-    if the transaction fails)."""
+def _create_video(db: Session, user: User, name: str, data: bytes, storage: Path) -> tuple[Video, Path]:
+    """Check the bytes are a readable video, then store them; returns the row and the file."""
     suffix = Path(name).suffix.lower()
     if suffix not in VIDEO_SUFFIXES:
         raise InputError(f"video_data must be a video file ({', '.join(sorted(VIDEO_SUFFIXES))}), not {name!r}")
@@ -55,12 +59,14 @@ def list_videos(db: Session, user: User) -> list[Video]:
     return list(db.scalars(select(Video).where(Video.user_id == user.id).order_by(Video.id)))
 
 
-def delete_video(db: Session, user: User, video_id: int, storage: Path) -> Path:
-    video = db.get(Video, video_id)
-    if video is None or video.user_id != user.id:
-        raise NotFound(f"video {video_id} not found")
-    db.delete(video)
-    return videos_dir(storage) / video.filename
+def delete_video(database: Database, user: User, video_id: int, storage: Path) -> None:
+    """Delete the row, then the file once the row is gone for good."""
+    with database.transaction() as db:
+        video = db.get(Video, video_id)
+        if video is None or video.user_id != user.id:
+            raise NotFound(f"video {video_id} not found")
+        db.delete(video)
+    (videos_dir(storage) / video.filename).unlink(missing_ok=True)
 
 
 class SessionMedia:

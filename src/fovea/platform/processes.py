@@ -7,9 +7,10 @@ import binascii
 import json
 import shutil
 import uuid
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.orm import Session
@@ -22,11 +23,13 @@ from fovea.datasets import write_dataset_yaml
 from fovea.platform.auth import now
 from fovea.platform.catalog import get_task
 from fovea.platform.datasets import get_dataset, spec_of
+from fovea.platform.db import Database
 from fovea.platform.enums import UNFINISHED, ProcessState, ProcessType
 from fovea.platform.errors import InputError, NotFound
 from fovea.platform.inference_settings import resolve_inference_settings
 from fovea.platform.models import OWN, ArchModel, Dataset, DatasetMember, Process, ProgressLine, User, Weights
 from fovea.platform.projects import get_project
+from fovea.platform.storage import dataset_dir, process_outputs, weights_file
 from fovea.platform.weights import get_weights
 
 SETTINGS_KEY = "settings"  # the inference settings (thresholds, classes) beside the resolved hyperparameters
@@ -40,17 +43,34 @@ def _uuid(value: Any) -> str:
         raise InputError(f"{value!r} is not a process id (UUID)") from None
 
 
-def required_int(body: dict[str, Any], key: str) -> int:
-    """A body field that must be an integer (400 naming it otherwise)."""
-    value = body.get(key)
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise InputError(f"{key} is required and must be an integer", {"fields": {key: ["This field is required."]}})
-    return value
+class JobQueue(Protocol):
+    """Where launched processes run (jobs.executor.Executor): submitted after the commit, so the worker finds
+    the row."""
+
+    def submit_process(self, process_type: str, process_id: str, db_url: str, storage: Path) -> None: ...
 
 
-def _inference_settings(weights: Weights, body: dict[str, Any]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class InferenceOrder:
+    """What `inference`, `inferenceSingle` and `explain` ask for (backend-api.md §9).
+
+    The ids are integers (the body's schema, checked first); the other values are as sent: each is checked at its
+    step of the documented order, with its own message.
+    """
+
+    project_id: int
+    weights_id: int
+    dataset_id: int | None = None  # `inference`: the dataset whose test split runs
+    properties: object = None  # hyperparameter overrides (§10)
+    settings: object = None  # inference settings (conf_thres, top_k, classes...), checked against the weights' card
+    task_manager: object = None
+    image_url: object = None  # `inferenceSingle` and `explain`: exactly one of these two
+    image_data: object = None
+
+
+def _inference_settings(weights: Weights, order: InferenceOrder) -> dict[str, Any]:
     """The optional `settings` (conf_thres, top_k, classes...), checked against the weights' card before any write."""
-    overrides = body.get("settings")
+    overrides = order.settings
     if overrides is None:
         return {}
     if not isinstance(overrides, dict):
@@ -61,11 +81,11 @@ def _inference_settings(weights: Weights, body: dict[str, Any]) -> dict[str, Any
     return overrides
 
 
-def _common_checks(db: Session, user: User, body: dict[str, Any]) -> tuple[Any, Weights, ArchModel]:
-    if body.get("task_manager") not in (None, "CELERY"):
-        raise InputError(f"task_manager {body['task_manager']!r} is not supported")
-    project = get_project(db, user, required_int(body, "project_id"), need=OWN)
-    weights = get_weights(db, user, required_int(body, "modelweights_id"))
+def _common_checks(db: Session, user: User, order: InferenceOrder) -> tuple[Any, Weights, ArchModel]:
+    if order.task_manager not in (None, "CELERY"):
+        raise InputError(f"task_manager {order.task_manager!r} is not supported")
+    project = get_project(db, user, order.project_id, need=OWN)
+    weights = get_weights(db, user, order.weights_id)
     if not weights.is_active:
         raise InputError(f"Weights {weights.id} are not ready")
     model = db.get(ArchModel, weights.model_id)
@@ -75,10 +95,12 @@ def _common_checks(db: Session, user: User, body: dict[str, Any]) -> tuple[Any, 
     return project, weights, model
 
 
-def check_inference_access(db: Session, user: User, body: dict[str, Any]) -> tuple[Any, Weights, ArchModel]:
-    """What `inference` and `inferenceSingle` check before running weights for the caller: an owned project,
-    visible and ready weights, and the same task; (project, weights, model)."""
-    return _common_checks(db, user, body)
+def weights_to_explain(database: Database, user: User, order: InferenceOrder, storage: Path) -> Path:
+    """The file of the weights `explain` runs, checked as `inferenceSingle` checks them before running weights for
+    the caller: an owned project, visible and ready weights, and the same task."""
+    with database.transaction() as db:
+        _, weights, _ = _common_checks(db, db.merge(user), order)
+        return weights_file(storage, weights.id)
 
 
 def _new_process(db: Session, user: User, project_id: int, weights_id: int, dataset_id: int, **extra: Any) -> Process:
@@ -100,9 +122,37 @@ def _new_process(db: Session, user: User, project_id: int, weights_id: int, data
     return process
 
 
-def create_inference(db: Session, user: User, body: dict[str, Any], storage: Path) -> Process:
-    project, weights, model = _common_checks(db, user, body)
-    dataset = get_dataset(db, user, required_int(body, "dataset_id"))
+def launch_inference(database: Database, user: User, order: InferenceOrder, storage: Path, jobs: JobQueue) -> str:
+    """`inference`: the process committed, then queued; its id."""
+    with database.transaction() as db:
+        process_id = create_inference(db, db.merge(user), order, storage).id
+    jobs.submit_process(ProcessType.INFERENCE, process_id, database.url, storage)
+    return process_id
+
+
+def launch_single(
+    database: Database, user: User, order: InferenceOrder, storage: Path, limits: Any, jobs: JobQueue
+) -> str:
+    """`inferenceSingle`: the image stored and the process committed, then queued; its id. The image's folder is
+    removed when the transaction fails."""
+    folder = None
+    try:
+        with database.transaction() as db:
+            process, folder = create_single(db, db.merge(user), order, storage, limits)
+            process_id = process.id
+    except Exception:
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
+    jobs.submit_process(ProcessType.INFERENCE, process_id, database.url, storage)
+    return process_id
+
+
+def create_inference(db: Session, user: User, order: InferenceOrder, storage: Path) -> Process:
+    project, weights, model = _common_checks(db, user, order)
+    if order.dataset_id is None:
+        raise InputError("dataset_id is required and must be an integer")
+    dataset = get_dataset(db, user, order.dataset_id)
     if dataset.task_id != model.task_id:
         raise InputError("Model and dataset must belong to the same task")
     spec = spec_of(dataset, storage)
@@ -114,21 +164,22 @@ def create_inference(db: Session, user: User, body: dict[str, Any], storage: Pat
             f"dataset {dataset.id} has multi-plane samples ({planes} planes stacked as channels); models take one "
             "image per input"
         )
-    properties = body.get("properties")
-    settings: dict[str, Any] = resolve_inference_settings(db, model, weights, dataset.id, properties, storage)
-    settings[SETTINGS_KEY] = _inference_settings(weights, body)
+    settings: dict[str, Any] = resolve_inference_settings(db, model, weights, dataset.id, order.properties, storage)
+    settings[SETTINGS_KEY] = _inference_settings(weights, order)
     return _new_process(db, user, project.id, weights.id, dataset.id, settings=json.dumps(settings))
 
 
-def create_single(db: Session, user: User, body: dict[str, Any], storage: Path, limits: Any) -> tuple[Process, Path]:
+def create_single(
+    db: Session, user: User, order: InferenceOrder, storage: Path, limits: Any
+) -> tuple[Process, Path]:
     """Store the one image as a hidden single-image dataset; returns the process and that dataset's folder."""
-    project, weights, model = _common_checks(db, user, body)
+    project, weights, model = _common_checks(db, user, order)
     forced = {"Batch size": "1", "Epochs": "1"}
-    resolved = resolve_inference_settings(db, model, weights, None, body.get("properties"), storage)
+    resolved = resolve_inference_settings(db, model, weights, None, order.properties, storage)
     settings = {**resolved, **forced}  # checked before any write
-    settings[SETTINGS_KEY] = _inference_settings(weights, body)
-    url = body.get("image_url")
-    data = single_image_bytes(body, limits)
+    settings[SETTINGS_KEY] = _inference_settings(weights, order)
+    url = order.image_url
+    data = single_image_bytes(order, limits)
     kind = sniff(data)
     if kind not in EXTENSIONS:
         raise InputError("the image is not a PNG, JPEG, BMP, TIFF, DICOM or NIfTI file")
@@ -138,7 +189,7 @@ def create_single(db: Session, user: User, body: dict[str, Any], storage: Path, 
     token = uuid.uuid4().hex
     extension = "nii" if kind == "nifti" and data[:2] != b"\x1f\x8b" else EXTENSIONS[kind]  # .nii.gz is gzipped
     name = f"UserImage{token}.{extension}"
-    folder = storage / "datasets" / token
+    folder = dataset_dir(storage, token)
     folder.mkdir(parents=True)
     (folder / name).write_bytes(data)
     write_dataset_yaml(folder / "image.yml", name, [], [name], {"test": [0]})
@@ -157,9 +208,9 @@ def create_single(db: Session, user: User, body: dict[str, Any], storage: Path, 
     return process, folder
 
 
-def single_image_bytes(body: dict[str, Any], limits: Any) -> bytes:
+def single_image_bytes(order: InferenceOrder, limits: Any) -> bytes:
     """The one image of an `inferenceSingle` body: `image_url` fetched within the limits, or `image_data` decoded."""
-    url, data_url = body.get("image_url"), body.get("image_data")
+    url, data_url = order.image_url, order.image_data
     if bool(url) == bool(data_url):
         raise InputError("send exactly one of `image_url` and `image_data`")
     if url:
@@ -208,25 +259,18 @@ def list_inferences(db: Session, user: User, project_id: int) -> list[Process]:
     return list(db.scalars(query.order_by(Process.created, Process.id)))
 
 
-def process_json(process: Process) -> dict[str, Any]:
-    return {
-        "id": process.id,
-        "project_id": process.project_id,
-        "modelweights_id": process.weights_id,
-        "dataset_id": process.dataset_id,
-        "celery_id": process.id,
-        "created": process.created.isoformat(),
-        "updated": process.updated.isoformat(),
-        "process_status": process.state,
-    }
+def stop(database: Database, user: User, process_id: Any, storage: Path) -> str:
+    """`stopProcess`: the process stopped (NotFound when it had ended); what the answer says."""
+    with database.transaction() as db:
+        return _stop(db, db.merge(user), process_id, storage)
 
 
-def stop(db: Session, user: User, process_id: Any, storage: Path) -> str:
+def _stop(db: Session, user: User, process_id: Any, storage: Path) -> str:
     process = get_process(db, user, process_id)
     get_project(db, user, process.project_id, need=OWN)
     if not settle(db, process.id, ProcessState.STOPPED, only_from=UNFINISHED):  # it ended meanwhile: its state stays
         raise NotFound("Process already stopped or non existing")
-    shutil.rmtree(storage / "processes" / process.id, ignore_errors=True)  # partial outputs are discarded
+    shutil.rmtree(process_outputs(storage, process.id), ignore_errors=True)  # partial outputs are discarded
     return "Training stopped" if process.process_type == ProcessType.TRAINING else "Inference stopped"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -10,19 +11,12 @@ from sqlalchemy.orm import Session
 
 from fovea.platform.auth import now
 from fovea.platform.datasets import dataset_folder
+from fovea.platform.db import Database
 from fovea.platform.enums import UNFINISHED, ProcessState
 from fovea.platform.errors import Forbidden, InputError, NotFound
 from fovea.platform.models import OWN, Dataset, Process, Project, ProjectMember, Task, User
 from fovea.platform.sharing import parse_members
-
-
-def project_json(project: Project) -> dict[str, Any]:
-    return {
-        "id": project.id,
-        "name": project.name,
-        "task_id": project.task_id,
-        "users": [{"username": m.user.username, "permission": m.permission} for m in project.members],
-    }
+from fovea.platform.storage import process_outputs
 
 
 def permission_of(project: Project, user: User) -> str | None:
@@ -94,9 +88,17 @@ def _processes(db: Session, project: Project) -> list[Process]:
     return list(db.scalars(select(Process).where(Process.project_id == project.id)))
 
 
-def delete_project(db: Session, user: User, project_id: int, storage: Path) -> list[Path]:
-    """Delete the project with its processes and their single-image datasets (reference §3); returns the folders
-    to remove once the transaction commits: the processes' outputs and those datasets' files.
+def delete_project(database: Database, user: User, project_id: int, storage: Path) -> None:
+    """Delete the project with its processes and their single-image datasets (reference §3), then, once the rows
+    are gone for good, the processes' outputs and those datasets' files."""
+    with database.transaction() as db:
+        folders = _delete_project(db, db.merge(user), project_id, storage)
+    for folder in folders:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _delete_project(db: Session, user: User, project_id: int, storage: Path) -> list[Path]:
+    """Delete the rows; returns the folders to remove once the transaction commits.
 
     Its pending and running processes are stopped first, by updating their rows: that waits for a job's write in
     progress (jobs.progress.writing_outputs holds the row), and a job finds its row gone at its next write or
@@ -106,7 +108,7 @@ def delete_project(db: Session, user: User, project_id: int, storage: Path) -> l
     unfinished = Process.project_id == project.id, Process.state.in_(UNFINISHED)
     db.execute(update(Process).where(*unfinished).values(state=ProcessState.STOPPED, updated=now()))
     for process in _processes(db, project):
-        folders.append(storage / "processes" / process.id)  # jobs.inference.outputs_dir
+        folders.append(process_outputs(storage, process.id))
         dataset = db.get(Dataset, process.dataset_id) if process.dataset_id is not None else None
         if dataset is not None and dataset.single_image:
             folders += filter(None, [dataset_folder(dataset, storage)])

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -30,10 +28,6 @@ def seed_properties(db: Session) -> None:
     for pid, name, kind, default, values in SEEDED:
         if db.get(Property, pid) is None:
             db.add(Property(id=pid, name=name, type=kind, default=default, values=values))
-
-
-def property_json(prop: Property) -> dict[str, Any]:
-    return {"id": prop.id, "name": prop.name, "type": prop.type, "default": prop.default, "values": prop.values}
 
 
 def list_properties(db: Session, name: str | None = None) -> list[Property]:

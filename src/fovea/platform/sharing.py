@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -47,3 +47,14 @@ def check_not_in_use(db: Session, column: Any, object_id: int, what: str) -> Non
     busy = db.scalar(select(Process.id).where(column == object_id, Process.state.in_(UNFINISHED)).limit(1))
     if busy is not None:
         raise Conflict(f"{what} {object_id} is used by process {busy}; stop it or wait for it to end")
+
+
+Shared = TypeVar("Shared")
+
+
+def with_members(owner: Shared) -> Shared:
+    """`owner` (a project, dataset or weights) with its members and their usernames loaded, so it can be rendered
+    after the transaction that made it has ended."""
+    for member in owner.members:  # type: ignore[attr-defined]
+        _ = member.user.username
+    return owner

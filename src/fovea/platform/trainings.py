@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from fovea.datasets.deephealth import CTYPE_CHANNELS, served_color
 from fovea.platform.auth import now
 from fovea.platform.catalog import get_task
 from fovea.platform.datasets import get_dataset, spec_of
+from fovea.platform.db import Database
 from fovea.platform.enums import TRAINABLE_TASKS, ProcessState, ProcessType, TaskId
 from fovea.platform.errors import InputError, NotFound
 from fovea.platform.hyperparams import parse_user_properties, resolve
@@ -30,9 +32,10 @@ from fovea.platform.models import (
     Weights,
     WeightsMember,
 )
-from fovea.platform.processes import required_int
+from fovea.platform.processes import JobQueue
 from fovea.platform.projects import get_project
-from fovea.platform.weights import class_list, file_path, get_weights
+from fovea.platform.storage import weights_file
+from fovea.platform.weights import class_list, get_weights
 
 INHERIT, NEW_HEAD = "inherit", "new head"
 FINAL_LAYER = "final_layer"
@@ -156,18 +159,40 @@ def check_input_size(
         )
 
 
-def create_training(db: Session, user: User, body: dict[str, Any], storage: Path) -> tuple[Process, Weights]:
+@dataclass(frozen=True)
+class TrainingOrder:
+    """What `POST train` asks for (backend-api.md §9): fine-tune `weights_id` on `dataset_id` in `project_id`.
+
+    The ids are integers (the body's schema, checked first); the other values are as sent, each checked at its step
+    of the documented order, with its own message.
+    """
+
+    project_id: int
+    dataset_id: int
+    weights_id: int
+    properties: object = None  # hyperparameter overrides (§10)
+    task_manager: object = None
+
+
+def launch_training(
+    database: Database, user: User, order: TrainingOrder, storage: Path, jobs: JobQueue
+) -> tuple[str, int]:
+    """`train`: the new weights, process and training record committed, then the job queued; (process id, weights
+    id)."""
+    with database.transaction() as db:
+        process, weights = create_training(db, db.merge(user), order, storage)
+        process_id, weights_id = process.id, weights.id
+    jobs.submit_process(ProcessType.TRAINING, process_id, database.url, storage)
+    return process_id, weights_id
+
+
+def create_training(db: Session, user: User, order: TrainingOrder, storage: Path) -> tuple[Process, Weights]:
     """Every check of `POST train` in the documented order, then the new weights, process and training record."""
-    project_id, dataset_id, weights_id = (
-        required_int(body, "project_id"),
-        required_int(body, "dataset_id"),
-        required_int(body, "weights_id"),
-    )
-    project = get_project(db, user, project_id, need=OWN)
-    parent = get_weights(db, user, weights_id)
+    project = get_project(db, user, order.project_id, need=OWN)
+    parent = get_weights(db, user, order.weights_id)
     if not parent.is_active:
         raise InputError(f"Weights {parent.id} are not ready")
-    dataset = get_dataset(db, user, dataset_id)
+    dataset = get_dataset(db, user, order.dataset_id)
     model = db.get(ArchModel, parent.model_id)
     if model.task_id != dataset.task_id:
         raise InputError("Model and dataset must belong to the same task")
@@ -183,13 +208,13 @@ def create_training(db: Session, user: User, body: dict[str, Any], storage: Path
     unlabelled = [i for i in training_ids if spec.samples[i].label is None and not spec.samples[i].values]
     if unlabelled:
         raise InputError(f"dataset {dataset.id}: training image {unlabelled[0]} has no label")
-    input_dims, output_dims = _graph_dims(file_path(storage, parent.id))
+    input_dims, output_dims = _graph_dims(weights_file(storage, parent.id))
     first = spec.samples[training_ids[0]].location
     check_channels(dataset, parent, input_dims, len(first) if isinstance(first, list) else 1)
     spatial = input_dims[-2:]
     static = (spatial[0], spatial[1]) if None not in spatial and 0 not in spatial else None
     resizable = static is not None and len(input_dims) == 4  # 2-D weights: a new size is checked below
-    user_values = parse_user_properties(db, body.get("properties"))
+    user_values = parse_user_properties(db, order.properties)
     resolved = resolve(
         db,
         model_id=model.id,
@@ -199,7 +224,7 @@ def create_training(db: Session, user: User, body: dict[str, Any], storage: Path
         static_size=None if resizable else static,
     )
     if resizable:
-        check_input_size(file_path(storage, parent.id), static, output_dims, resolved)
+        check_input_size(weights_file(storage, parent.id), static, output_dims, resolved)
     plan = fine_tuning(db, parent, dataset)
     if plan == INHERIT and model.task_id in (TaskId.CLASSIFICATION, TaskId.MULTILABEL):
         classes = _names(dataset.classes)
@@ -207,8 +232,8 @@ def create_training(db: Session, user: User, body: dict[str, Any], storage: Path
             raise InputError(
                 f"weights {parent.id} output {output_dims[1]} classes but dataset {dataset.id} has {len(classes)}"
             )
-    if body.get("task_manager") not in (None, "CELERY"):
-        raise InputError(f"task_manager {body['task_manager']!r} is not supported")
+    if order.task_manager not in (None, "CELERY"):
+        raise InputError(f"task_manager {order.task_manager!r} is not supported")
 
     stamp = now()
     weights = Weights(
@@ -259,36 +284,27 @@ def list_trainings(db: Session, user: User, project_id: int, weights_id: int | N
     return list(db.scalars(query.order_by(Training.id)))
 
 
-def training_json(training: Training) -> dict[str, Any]:
-    process = training.process
-    return {
-        "id": training.id,
-        "celery_id": process.id,
-        "project_id": process.project_id,
-        "modelweights_id": training.weights_id,
-        "created": process.created.isoformat(),
-        "updated": process.updated.isoformat(),
-        "process_status": process.state,
-    }
+@dataclass(frozen=True)
+class ProducedWeights:
+    """What a training produces: weights (None once deleted) of a model, trained on a dataset."""
+
+    dataset_id: int | None
+    model_id: int | None
+    weights_id: int | None
 
 
-def training_settings(db: Session, user: User, training_id: int, property_id: int | None) -> list[dict[str, Any]]:
+def training_settings(
+    db: Session, user: User, training_id: int, property_id: int | None
+) -> tuple[list[TrainingSetting], ProducedWeights | None]:
+    """A visible training's stored settings (only `property_id`'s when given); without `property_id`, also what
+    the training produced."""
     training = db.get(Training, training_id)
     if training is None:
         raise NotFound(f"training {training_id} not found")
     get_project(db, user, training.process.project_id)
-    rows = [
-        {"id": s.id, "value": s.value, "training_id": training.id, "property_id": s.property_id}
-        for s in training.settings
-        if property_id is None or s.property_id == property_id
-    ]
-    if property_id is None:
-        produced = db.get(Weights, training.weights_id) if training.weights_id else None
-        rows.append(
-            {
-                "dataset_id": training.process.dataset_id,
-                "model_id": produced.model_id if produced else None,
-                "modelweights_id": training.weights_id,
-            }
-        )
-    return rows
+    stored = [s for s in training.settings if property_id is None or s.property_id == property_id]
+    if property_id is not None:
+        return stored, None
+    weights = db.get(Weights, training.weights_id) if training.weights_id else None
+    model_id = weights.model_id if weights else None
+    return stored, ProducedWeights(training.process.dataset_id, model_id, training.weights_id)

@@ -13,40 +13,26 @@ from sqlalchemy.orm import Session
 from fovea.core.card import ModelCard
 from fovea.paths import atomic_path
 from fovea.platform.datasets import get_dataset
+from fovea.platform.db import Database
 from fovea.platform.enums import ProcessState
 from fovea.platform.errors import Conflict, Forbidden, InputError, NotFound
 from fovea.platform.models import OWN, ArchModel, Dataset, Process, User, Weights, WeightsDownload, WeightsMember
 from fovea.platform.onnx_check import validate_onnx
-from fovea.platform.sharing import check_not_in_use, parse_members
+from fovea.platform.sharing import check_not_in_use, parse_members, with_members
+from fovea.platform.storage import weights_file
 
 WRITABLE = ("name", "public", "users", "dataset_id", "layer_to_remove", "classes")
 
 
-def weights_json(w: Weights) -> dict[str, Any]:
-    return {
-        "id": w.id,
-        "name": w.name,
-        "model_id": w.model_id,
-        "dataset_id": w.dataset_id,
-        "pretrained_on": w.pretrained_on,
-        "public": w.public,
-        "users": [{"username": m.user.username, "permission": m.permission} for m in w.members],
-        "process_id": w.process_id,
-        "layer_to_remove": w.layer_to_remove,
-        "is_active": w.is_active,
-        "classes": w.classes,
-        "settings": dict(_default_settings(w.card)) if w.card else None,
-    }
+def default_settings(card: str) -> dict[str, Any]:
+    """The default inference settings of a model card (JSON), as weights listings show them."""
+    return dict(_card_settings(card))
 
 
 @lru_cache(maxsize=256)
-def _default_settings(card: str) -> dict[str, Any]:
+def _card_settings(card: str) -> dict[str, Any]:
     # Parsing a card takes ~3 ms for 1000 classes; every listing shows each weights' settings.
     return ModelCard.from_json(card).default_settings
-
-
-def file_path(storage: Path, weights_id: int) -> Path:
-    return storage / "weights" / f"{weights_id}.onnx"
 
 
 def _level(w: Weights, user: User) -> str | None:
@@ -103,7 +89,22 @@ def _dataset(db: Session, user: User, dataset_id: Any, task_id: int) -> Dataset 
     return dataset
 
 
-def create_weights(db: Session, user: User, fields: dict[str, Any], data: bytes | None, storage: Path) -> Weights:
+def create_weights(
+    database: Database, user: User, fields: dict[str, Any], data: bytes | None, storage: Path
+) -> Weights:
+    """Register weights in a transaction of their own; the file written inside it goes again if the commit fails."""
+    created = None
+    try:
+        with database.transaction() as db:
+            created = with_members(_create_weights(db, db.merge(user), fields, data, storage))
+    except Exception:
+        if created is not None and created.id is not None:
+            weights_file(storage, created.id).unlink(missing_ok=True)
+        raise
+    return created
+
+
+def _create_weights(db: Session, user: User, fields: dict[str, Any], data: bytes | None, storage: Path) -> Weights:
     """Validate everything, then write the row and the file together (the file only if the row commits).
 
     Without `data`, the weights come from `fields["onnx_url"]`: they stay inactive, with a download record
@@ -148,7 +149,7 @@ def create_weights(db: Session, user: User, fields: dict[str, Any], data: bytes 
         w.is_active, w.process_id = False, download.id
         db.flush()
         return w
-    with atomic_path(file_path(storage, w.id)) as tmp:
+    with atomic_path(weights_file(storage, w.id)) as tmp:
         tmp.write_bytes(data)
     return w
 
@@ -174,7 +175,7 @@ def update_weights(
     layer = body.get("layer_to_remove", w.layer_to_remove) or None
     if "classes" in body or "layer_to_remove" in body:
         model = db.get(ArchModel, w.model_id)
-        validate_onnx(file_path(storage, w.id).read_bytes(), model.task_id, classes, layer)
+        validate_onnx(weights_file(storage, w.id).read_bytes(), model.task_id, classes, layer)
     members = parse_members(db, body["users"], None) if "users" in body else None
     w.name, w.layer_to_remove = name, layer
     w.classes = ",".join(classes) if classes else None
@@ -188,13 +189,14 @@ def update_weights(
     return w
 
 
-def delete_weights(db: Session, user: User, weights_id: int, storage: Path) -> Path:
-    """Delete the row; returns the file to remove once the transaction commits."""
-    w = get_weights(db, user, weights_id, need=OWN)
-    check_not_in_use(db, Process.weights_id, w.id, "weights")
-    _check_not_being_written(db, w)
-    db.delete(w)
-    return file_path(storage, weights_id)
+def delete_weights(database: Database, user: User, weights_id: int, storage: Path) -> None:
+    """Delete the row, then its file once the row is gone for good."""
+    with database.transaction() as db:
+        w = get_weights(db, db.merge(user), weights_id, need=OWN)
+        check_not_in_use(db, Process.weights_id, w.id, "weights")
+        _check_not_being_written(db, w)
+        db.delete(w)
+    weights_file(storage, weights_id).unlink(missing_ok=True)
 
 
 def _check_not_being_written(db: Session, w: Weights) -> None:
@@ -214,7 +216,7 @@ def download(db: Session, user: User, weights_id: int, storage: Path) -> tuple[P
     w = get_weights(db, user, weights_id)
     if not w.is_active:
         raise NotFound(f"weights {weights_id} not found")
-    return file_path(storage, w.id), f"{w.name}.onnx"
+    return weights_file(storage, w.id), f"{w.name}.onnx"
 
 
 def download_status(db: Session, user: User, process_id: Any) -> dict[str, Any]:

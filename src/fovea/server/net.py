@@ -30,7 +30,7 @@ from fovea.platform.auth import AuthService
 from fovea.platform.db import Database
 from fovea.platform.errors import Unauthenticated
 from fovea.platform.media import SessionMedia
-from fovea.platform.weights import file_path
+from fovea.platform.storage import weights_file
 from fovea.server.session_app import create_session_app
 from fovea.sessions.session import ModelSession, SessionConfig
 
@@ -145,7 +145,7 @@ class SessionHost:
     async def _start(self, deployed: Deployed) -> Loaded:
         import fovea
 
-        model = await asyncio.to_thread(fovea.load, file_path(self.storage, deployed.weights_id))
+        model = await asyncio.to_thread(fovea.load, weights_file(self.storage, deployed.weights_id))
         media = SessionMedia(self.db, self.storage, deployed.user_id, deployed.dataset_id)
         session = ModelSession(
             model,

@@ -6,11 +6,11 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from starlette.types import ASGIApp
 
+from fovea.jobs.executor import Executor
 from fovea.jobs.local import LocalExecutor
 from fovea.platform.auth import AuthService
 from fovea.platform.config import PlatformSettings
@@ -41,7 +41,7 @@ logger = logging.getLogger(__name__)
 UPLOAD_ROUTES = (("POST", "/backend/datasets"), ("POST", "/backend/weights"))
 
 
-def make_executor(settings: PlatformSettings) -> Any:
+def make_executor(settings: PlatformSettings) -> Executor:
     """The local process pool by default; Celery workers (`fovea worker`) when FOVEA_EXECUTOR=celery."""
     if settings.executor == "celery":
         from fovea.jobs.celery_app import CeleryExecutor

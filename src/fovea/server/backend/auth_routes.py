@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
@@ -11,19 +11,10 @@ from sqlalchemy import select
 from fovea.platform.errors import NotFound, OAuthError
 from fovea.platform.models import User
 from fovea.server.backend.deps import DB, BackendRoute, CurrentUser, JsonBody, PathId, auth_service
+from fovea.server.backend.schemas.auth import OAuthProblem, Registration, RevokeForm, TokenForm, Tokens, UserItem
+from fovea.server.backend.schemas.common import form_body_schema, json_body_schema
 
 router = APIRouter(prefix="/auth", route_class=BackendRoute)
-
-
-def user_json(user: User, viewer: User | None = None) -> dict[str, Any]:
-    private = viewer is None or viewer.is_staff or viewer.id == user.id
-    return {
-        "id": user.id,
-        "username": user.username,
-        "email": user.email if private else "",
-        "first_name": user.first_name if private else "",
-        "last_name": user.last_name if private else "",
-    }
 
 
 async def _form(request: Request) -> dict[str, str]:
@@ -36,7 +27,11 @@ async def _form(request: Request) -> dict[str, str]:
 FormFields = Annotated[dict[str, str], Depends(_form)]
 
 
-@router.post("/token")
+@router.post(
+    "/token",
+    openapi_extra=form_body_schema(TokenForm, "application/x-www-form-urlencoded"),
+    responses={200: {"model": Tokens}, 400: {"model": OAuthProblem}, 401: {"model": OAuthProblem}},
+)
 def token(request: Request, db: DB, form: FormFields) -> Response:
     try:
         issued = auth_service(request).token(db, form)
@@ -46,7 +41,12 @@ def token(request: Request, db: DB, form: FormFields) -> Response:
     return JSONResponse(issued.as_json())
 
 
-@router.post("/revoke-token")
+@router.post(
+    "/revoke-token",
+    status_code=204,
+    openapi_extra=form_body_schema(RevokeForm, "application/x-www-form-urlencoded"),
+    responses={204: {"description": "Revoked (also when the token was unknown)"}, 400: {"model": OAuthProblem}},
+)
 def revoke_token(request: Request, db: DB, form: FormFields) -> Response:
     try:
         auth_service(request).revoke(db, form.get("token"), form.get("client_id"))
@@ -55,25 +55,25 @@ def revoke_token(request: Request, db: DB, form: FormFields) -> Response:
     return Response(status_code=204)
 
 
-@router.post("/user", status_code=201)
-def register(request: Request, db: DB, body: JsonBody) -> dict[str, Any]:
-    return user_json(auth_service(request).register(db, body))
+@router.post("/user", status_code=201, openapi_extra=json_body_schema(Registration))
+def register(request: Request, db: DB, body: JsonBody) -> UserItem:
+    return UserItem.of(auth_service(request).register(db, body))
 
 
 @router.get("/user")
-def me(user: CurrentUser) -> dict[str, Any]:
-    return user_json(user)
+def me(user: CurrentUser) -> UserItem:
+    return UserItem.of(user)
 
 
 @router.get("/users")
-def users(user: CurrentUser, db: DB) -> list[dict[str, Any]]:
+def users(user: CurrentUser, db: DB) -> list[UserItem]:
     rows = db.scalars(select(User).where(User.is_active).order_by(User.id))
-    return [user_json(row, user) for row in rows]
+    return [UserItem.of(row, user) for row in rows]
 
 
 @router.get("/users/{user_id}")
-def one_user(user_id: PathId, user: CurrentUser, db: DB) -> dict[str, Any]:
+def one_user(user_id: PathId, user: CurrentUser, db: DB) -> UserItem:
     row = db.get(User, user_id)
     if row is None or not row.is_active:
         raise NotFound(f"user {user_id} not found")
-    return user_json(row, user)
+    return UserItem.of(row, user)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from typing import Any
 
 from anyio import from_thread
@@ -28,18 +27,26 @@ from fovea.server.backend.deps import (
     json_body,
     settings,
 )
+from fovea.server.backend.schemas.common import binary, form_body_schema, json_body_schema
+from fovea.server.backend.schemas.datasets import DatasetImage, DatasetItem, DatasetUpload
 
 router = APIRouter(route_class=BackendRoute)
 
+# A multipart form with the zip, or a JSON body naming a URL.
+_upload_body = form_body_schema(DatasetUpload)
+_upload_body["requestBody"]["content"]["application/json"] = {
+    "schema": json_body_schema(DatasetUpload)["requestBody"]["content"]["application/json"]["schema"]
+}
+
 
 @router.get("/datasets")
-def list_datasets(user: CurrentUser, db: DB, task_id: QueryId = None) -> list[dict[str, Any]]:
-    return [datasets.dataset_json(d) for d in datasets.list_datasets(db, user, task_id)]
+def list_datasets(user: CurrentUser, db: DB, task_id: QueryId = None) -> list[DatasetItem]:
+    return [DatasetItem.of(d) for d in datasets.list_datasets(db, user, task_id)]
 
 
 @router.get("/datasets/{dataset_id}")
-def get_dataset(dataset_id: PathId, user: CurrentUser, db: DB) -> dict[str, Any]:
-    return datasets.dataset_json(datasets.get_dataset(db, user, dataset_id))
+def get_dataset(dataset_id: PathId, user: CurrentUser, db: DB) -> DatasetItem:
+    return DatasetItem.of(datasets.get_dataset(db, user, dataset_id))
 
 
 @router.get("/datasets/{dataset_id}/images")
@@ -51,14 +58,16 @@ def dataset_images(
     split: str | None = None,
     offset: int = 0,
     limit: int | None = None,
-) -> list[dict[str, Any]]:
+) -> list[DatasetImage]:
     if offset < 0 or (limit is not None and limit < 0):
         raise InputError("offset and limit must not be negative")
     spec = datasets.spec_of(datasets.get_dataset(db, user, dataset_id), settings(request).storage_dir)
     return datasets.images(spec, split, offset, limit)
 
 
-@router.get("/datasets/{dataset_id}/images/{image_id}/thumbnail")
+@router.get(
+    "/datasets/{dataset_id}/images/{image_id}/thumbnail", response_class=Response, responses=binary("image/jpeg")
+)
 def dataset_thumbnail(
     dataset_id: PathId, image_id: PathId, request: Request, user: CurrentUser, db: DB, size: int = 160
 ) -> Response:
@@ -68,8 +77,8 @@ def dataset_thumbnail(
     return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
 
 
-@router.post("/datasets", status_code=201)
-async def create_dataset(request: Request, user: CurrentUser) -> dict[str, Any]:
+@router.post("/datasets", status_code=201, openapi_extra=_upload_body)
+async def create_dataset(request: Request, user: CurrentUser) -> DatasetItem:
     if request.headers.get("content-type", "").startswith("multipart/form-data"):
         fields, archive = await _upload(request)
     else:
@@ -78,19 +87,9 @@ async def create_dataset(request: Request, user: CurrentUser) -> dict[str, Any]:
     return await run_in_threadpool(_create_dataset, request, user, fields, archive)
 
 
-def _create_dataset(request: Request, user: User, fields: dict[str, Any], archive: bytes) -> dict[str, Any]:
-    folder = None
-    try:
-        with database(request).transaction() as db:
-            dataset, folder = datasets.create_dataset(
-                db, db.merge(user), fields, archive, settings(request).storage_dir
-            )
-            item = datasets.dataset_json(dataset)
-    except Exception:
-        if folder is not None:  # the row did not commit: its files go too
-            shutil.rmtree(folder, ignore_errors=True)
-        raise
-    return item
+def _create_dataset(request: Request, user: User, fields: dict[str, Any], archive: bytes) -> DatasetItem:
+    dataset = datasets.create_dataset(database(request), user, fields, archive, settings(request).storage_dir)
+    return DatasetItem.of(dataset)
 
 
 async def _by_url(request: Request) -> tuple[dict[str, Any], bytes]:
@@ -129,9 +128,6 @@ async def _upload(request: Request) -> tuple[dict[str, Any], bytes]:
 
 @router.delete("/datasets/{dataset_id}", status_code=204)
 def delete_dataset(dataset_id: PathId, request: Request, user: CurrentUser) -> Response:
-    with database(request).transaction() as db:
-        folder = datasets.delete_dataset(db, db.merge(user), dataset_id, settings(request).storage_dir)
-    if folder is not None:
-        shutil.rmtree(folder, ignore_errors=True)
+    datasets.delete_dataset(database(request), user, dataset_id, settings(request).storage_dir)
     from_thread.run_sync(request.app.state.sessions.forget_dataset, dataset_id)  # no session keeps its images
     return Response(status_code=204)

@@ -14,10 +14,12 @@ import cv2
 from fastapi import APIRouter, Request, Response
 from starlette.exceptions import HTTPException
 
-from fovea.core.io import Limits
-from fovea.platform import processes, weights
+from fovea.platform import processes
 from fovea.platform.errors import InputError
 from fovea.server.backend.deps import BackendRoute, CurrentUser, JsonBody, database, settings
+from fovea.server.backend.process_routes import url_limits
+from fovea.server.backend.schemas.common import binary, json_body_schema, parse_body
+from fovea.server.backend.schemas.explain import ExplainRequest
 
 router = APIRouter(route_class=BackendRoute)
 
@@ -28,15 +30,17 @@ _ONE_AT_A_TIME = threading.Lock()
 QUEUE_WAIT_S = 30
 
 
-@router.post("/explain", response_class=Response)
+@router.post(
+    "/explain", response_class=Response, responses=binary("image/png"), openapi_extra=json_body_schema(ExplainRequest)
+)
 def explain(request: Request, user: CurrentUser, body: JsonBody) -> Response:
     """A plain function, so in a worker thread: Grad-CAM takes seconds of CPU and must not block the event loop."""
-    with database(request).transaction() as db:
-        _, chosen, _ = processes.check_inference_access(db, db.merge(user), body)
-        weights_file = weights.file_path(settings(request).storage_dir, chosen.id)
-    class_index = _class_index(body.get("class_index"))
+    explain_request = parse_body(ExplainRequest, body)
+    order = explain_request.order()
+    weights_path = processes.weights_to_explain(database(request), user, order, settings(request).storage_dir)
+    class_index = _class_index(explain_request.class_index)
     _require_torch()
-    data = processes.single_image_bytes(body, Limits(allow_private_hosts=tuple(settings(request).allow_url_hosts)))
+    data = processes.single_image_bytes(order, url_limits(request))
 
     import fovea
     from fovea.training.explain import grad_cam
@@ -44,7 +48,7 @@ def explain(request: Request, user: CurrentUser, body: JsonBody) -> Response:
     if not _ONE_AT_A_TIME.acquire(timeout=QUEUE_WAIT_S):
         raise HTTPException(503, "the server is busy explaining other images; try again", {"Retry-After": "5"})
     try:
-        explanation = grad_cam(fovea.load(weights_file), data, class_index)
+        explanation = grad_cam(fovea.load(weights_path), data, class_index)
     finally:
         _ONE_AT_A_TIME.release()
     ok, png = cv2.imencode(".png", explanation.overlay()[:, :, ::-1])  # OpenCV writes BGR

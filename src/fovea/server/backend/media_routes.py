@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
@@ -12,12 +10,14 @@ from fovea.platform import media
 from fovea.platform.errors import InputError
 from fovea.platform.models import User
 from fovea.server.backend.deps import DB, BackendRoute, CurrentUser, PathId, database, settings
+from fovea.server.backend.schemas.common import form_body_schema
+from fovea.server.backend.schemas.media import VideoItem, VideoUpload
 
 router = APIRouter(route_class=BackendRoute)
 
 
-@router.post("/videos", status_code=201)
-async def upload_video(request: Request, user: CurrentUser) -> dict[str, Any]:
+@router.post("/videos", status_code=201, openapi_extra=form_body_schema(VideoUpload))
+async def upload_video(request: Request, user: CurrentUser) -> VideoItem:
     form = await request.form()
     upload = form.get("video_data")
     if not isinstance(upload, UploadFile):
@@ -26,26 +26,16 @@ async def upload_video(request: Request, user: CurrentUser) -> dict[str, Any]:
     return await run_in_threadpool(_create_video, request, user, upload.filename or "", await upload.read())
 
 
-def _create_video(request: Request, user: User, filename: str, data: bytes) -> dict[str, Any]:
-    path = None
-    try:
-        with database(request).transaction() as db:
-            video, path = media.create_video(db, db.merge(user), filename, data, settings(request).storage_dir)
-            return media.video_json(video)
-    except Exception:
-        if path is not None:  # the row did not commit: the file goes too
-            path.unlink(missing_ok=True)
-        raise
+def _create_video(request: Request, user: User, filename: str, data: bytes) -> VideoItem:
+    return VideoItem.of(media.create_video(database(request), user, filename, data, settings(request).storage_dir))
 
 
 @router.get("/videos")
-def list_videos(user: CurrentUser, db: DB) -> list[dict[str, Any]]:
-    return [media.video_json(v) for v in media.list_videos(db, user)]
+def list_videos(user: CurrentUser, db: DB) -> list[VideoItem]:
+    return [VideoItem.of(v) for v in media.list_videos(db, user)]
 
 
 @router.delete("/videos/{video_id}", status_code=204)
 def delete_video(video_id: PathId, request: Request, user: CurrentUser) -> Response:
-    with database(request).transaction() as db:
-        path = media.delete_video(db, db.merge(user), video_id, settings(request).storage_dir)
-    path.unlink(missing_ok=True)
+    media.delete_video(database(request), user, video_id, settings(request).storage_dir)
     return Response(status_code=204)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -12,57 +11,64 @@ from fastapi.responses import FileResponse, JSONResponse
 from fovea.core.card import ModelCard
 from fovea.core.formats import FORMATS, format_predictions, from_canonical
 from fovea.core.io import Limits
-from fovea.jobs.inference import outputs_dir
 from fovea.platform import processes
 from fovea.platform.datasets import process_input, thumbnail
 from fovea.platform.enums import ProcessState, ProcessType
 from fovea.platform.errors import InputError, NotFound
 from fovea.platform.models import Weights
+from fovea.platform.storage import process_outputs
 from fovea.server.backend.deps import DB, BackendRoute, CurrentUser, JsonBody, PathId, QueryId, database, settings
+from fovea.server.backend.schemas.common import binary, json_body_schema, parse_body
+from fovea.server.backend.schemas.processes import (
+    InferenceRequest,
+    InferenceSingleRequest,
+    Output,
+    ProcessCreated,
+    ProcessItem,
+    ProcessResult,
+    StatusEntry,
+    StatusNotFound,
+    StopRequest,
+)
 
 router = APIRouter(route_class=BackendRoute)
 
 
-def launch(request: Request, process_type: ProcessType, process_id: str) -> None:
-    """Queue the job after the commit: the worker must find the row."""
-    executor = request.app.state.executor
-    executor.submit_process(process_type, process_id, database(request).url, settings(request).storage_dir)
+def jobs(request: Request) -> processes.JobQueue:
+    return request.app.state.executor
 
 
-@router.post("/inference", status_code=201)
-def inference(request: Request, user: CurrentUser, body: JsonBody) -> dict[str, Any]:
-    with database(request).transaction() as db:
-        process_id = processes.create_inference(db, db.merge(user), body, settings(request).storage_dir).id
-    launch(request, ProcessType.INFERENCE, process_id)
-    return {"result": "ok", "process_id": process_id}
+def url_limits(request: Request) -> Limits:
+    """What a client's `image_url` may reach (the URL policy)."""
+    return Limits(allow_private_hosts=tuple(settings(request).allow_url_hosts))
 
 
-@router.post("/inferenceSingle", status_code=201)
-def inference_single(request: Request, user: CurrentUser, body: JsonBody) -> dict[str, Any]:
+@router.post("/inference", status_code=201, openapi_extra=json_body_schema(InferenceRequest))
+def inference(request: Request, user: CurrentUser, body: JsonBody) -> ProcessCreated:
+    order = parse_body(InferenceRequest, body).order()
+    storage = settings(request).storage_dir
+    return ProcessCreated(process_id=processes.launch_inference(database(request), user, order, storage, jobs(request)))
+
+
+@router.post("/inferenceSingle", status_code=201, openapi_extra=json_body_schema(InferenceSingleRequest))
+def inference_single(request: Request, user: CurrentUser, body: JsonBody) -> ProcessCreated:
     """A plain function, so in a worker thread: fetching `image_url` may take seconds."""
-    limits = Limits(allow_private_hosts=tuple(settings(request).allow_url_hosts))
-    folder = None
-    try:
-        with database(request).transaction() as db:
-            process, folder = processes.create_single(db, db.merge(user), body, settings(request).storage_dir, limits)
-            process_id = process.id
-    except Exception:
-        if folder is not None:
-            shutil.rmtree(folder, ignore_errors=True)
-        raise
-    launch(request, ProcessType.INFERENCE, process_id)
-    return {"result": "ok", "process_id": process_id}
+    order = parse_body(InferenceSingleRequest, body).order()
+    storage, limits = settings(request).storage_dir, url_limits(request)
+    return ProcessCreated(
+        process_id=processes.launch_single(database(request), user, order, storage, limits, jobs(request))
+    )
 
 
 @router.get("/inference")
 @router.get("/inferenceSingle")
-def list_inferences(user: CurrentUser, db: DB, project_id: QueryId = None) -> list[dict[str, Any]]:
+def list_inferences(user: CurrentUser, db: DB, project_id: QueryId = None) -> list[ProcessItem]:
     if project_id is None:
         raise InputError("Missing required parameter `project_id`")
-    return [processes.process_json(p) for p in processes.list_inferences(db, user, project_id)]
+    return [ProcessItem.of(p) for p in processes.list_inferences(db, user, project_id)]
 
 
-@router.get("/status")
+@router.get("/status", response_model=list[StatusEntry], responses={404: {"model": StatusNotFound}})
 def status(user: CurrentUser, db: DB, process_id: str | None = None, full: bool = False) -> Response:
     if not process_id:
         raise InputError("Missing required parameter `process_id`")
@@ -79,8 +85,8 @@ def status(user: CurrentUser, db: DB, process_id: str | None = None, full: bool 
     )
 
 
-@router.get("/output")
-@router.get("/outputs")
+@router.get("/output", response_model=Output, responses={404: {"model": ProcessResult}})
+@router.get("/outputs", response_model=Output, responses={404: {"model": ProcessResult}})
 def output(
     request: Request, user: CurrentUser, db: DB, process_id: str | None = None, format: str | None = None
 ) -> Response:
@@ -96,7 +102,7 @@ def output(
         raise InputError("output is for inference processes; this is a training")
     if process.state != ProcessState.FINISHED:
         return JSONResponse({"result": "Process in execution. Try later for output results."})
-    stored = json.loads((outputs_dir(settings(request).storage_dir, process.id) / "outputs.json").read_text())
+    stored = json.loads((process_outputs(settings(request).storage_dir, process.id) / "outputs.json").read_text())
     if format is None:
         base = str(request.base_url).rstrip("/") + "/backend/"
         rows = [[name, value if not value.startswith("media/") else base + value] for name, value in stored["outputs"]]
@@ -116,12 +122,14 @@ def output(
         raise InputError(f"format {format} does not apply: {exc}") from None
 
 
-@router.get("/media/{process_id}/{image_id}.png")
+@router.get("/media/{process_id}/{image_id}.png", response_class=Response, responses=binary("image/png"))
 def media(process_id: str, image_id: PathId, request: Request, user: CurrentUser, db: DB) -> Response:
     return _mask(request, user, db, process_id, f"{image_id}.png", "image/png")
 
 
-@router.get("/media/{process_id}/{image_id}.nii.gz")
+@router.get(
+    "/media/{process_id}/{image_id}.nii.gz", response_class=Response, responses=binary("application/gzip")
+)
 def volume_media(process_id: str, image_id: PathId, request: Request, user: CurrentUser, db: DB) -> Response:
     """A volume's mask: gzipped NIfTI-1 with the scan's affine, class indices as for PNG masks."""
     return _mask(request, user, db, process_id, f"{image_id}.nii.gz", "application/gzip", download=True)
@@ -131,13 +139,15 @@ def _mask(
     request: Request, user: Any, db: Any, process_id: str, name: str, media_type: str, *, download: bool = False
 ) -> Response:
     process = processes.get_process(db, user, process_id)
-    path = outputs_dir(settings(request).storage_dir, process.id) / name
+    path = process_outputs(settings(request).storage_dir, process.id) / name
     if process.state != ProcessState.FINISHED or not path.is_file():
         raise NotFound("no such mask")
     return FileResponse(path, media_type=media_type, filename=name if download else None)
 
 
-@router.get("/processes/{process_id}/images/{image_id}/thumbnail")
+@router.get(
+    "/processes/{process_id}/images/{image_id}/thumbnail", response_class=Response, responses=binary("image/jpeg")
+)
 def process_image(
     process_id: str, image_id: PathId, request: Request, user: CurrentUser, db: DB, size: int = 160
 ) -> Response:
@@ -148,11 +158,16 @@ def process_image(
     return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
 
 
-@router.post("/stopProcess")
+@router.post(
+    "/stopProcess",
+    response_model=ProcessResult,
+    responses={404: {"model": ProcessResult}},
+    openapi_extra=json_body_schema(StopRequest),
+)
 def stop_process(request: Request, user: CurrentUser, body: JsonBody) -> Response:
+    process_id = parse_body(StopRequest, body).process_id
     try:
-        with database(request).transaction() as db:
-            result = processes.stop(db, db.merge(user), body.get("process_id"), settings(request).storage_dir)
+        result = processes.stop(database(request), user, process_id, settings(request).storage_dir)
     except NotFound:
         return JSONResponse({"result": "Process already stopped or non existing"}, 404)
     return JSONResponse({"result": result})

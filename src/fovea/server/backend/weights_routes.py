@@ -27,8 +27,22 @@ from fovea.server.backend.deps import (
     json_body,
     settings,
 )
+from fovea.server.backend.schemas.common import binary, form_body_schema, json_body_schema
+from fovea.server.backend.schemas.weights import (
+    DownloadStatus,
+    WeightsCreated,
+    WeightsFields,
+    WeightsItem,
+    WeightsUpload,
+)
 
 router = APIRouter(route_class=BackendRoute)
+
+# A multipart form with the file, or a JSON body naming a URL.
+_upload_body = form_body_schema(WeightsUpload)
+_upload_body["requestBody"]["content"]["application/json"] = {
+    "schema": json_body_schema(WeightsUpload)["requestBody"]["content"]["application/json"]["schema"]
+}
 
 
 @router.get("/weights")
@@ -38,18 +52,18 @@ def list_weights(
     model_id: QueryId = None,
     dataset_id: QueryId = None,
     include_inactive: bool = False,
-) -> list[dict[str, Any]]:
+) -> list[WeightsItem]:
     if model_id is None:
         raise InputError("Missing required parameter `model_id`")
     found = weights.list_weights(db, user, model_id, include_inactive)
     if dataset_id is not None:  # only the weights the fine-tuning rules accept for that (visible) dataset
         found = trainings.usable_on(db, found, get_dataset(db, user, dataset_id))
-    return [weights.weights_json(w) for w in found]
+    return [WeightsItem.of(w) for w in found]
 
 
 @router.get("/weights/{weights_id}")
-def get_weights(weights_id: PathId, user: CurrentUser, db: DB) -> dict[str, Any]:
-    return weights.weights_json(weights.get_weights(db, user, weights_id))
+def get_weights(weights_id: PathId, user: CurrentUser, db: DB) -> WeightsItem:
+    return WeightsItem.of(weights.get_weights(db, user, weights_id))
 
 
 async def _upload_fields(request: Request) -> tuple[dict[str, Any], bytes | None]:
@@ -69,8 +83,13 @@ async def _upload_fields(request: Request) -> tuple[dict[str, Any], bytes | None
     return fields, await upload.read() if isinstance(upload, UploadFile) else None
 
 
-@router.post("/weights", status_code=201)
-async def create_weights(request: Request, user: CurrentUser) -> dict[str, Any]:
+@router.post(
+    "/weights",
+    status_code=201,
+    response_model_exclude_none=True,  # process_id only for a URL upload
+    openapi_extra=_upload_body,
+)
+async def create_weights(request: Request, user: CurrentUser) -> WeightsCreated:
     fields, data = await _upload_fields(request)
     has_url = bool(fields.get("onnx_url"))
     if data is None and not has_url:
@@ -81,25 +100,17 @@ async def create_weights(request: Request, user: CurrentUser) -> dict[str, Any]:
     return await run_in_threadpool(_create_weights, request, user, fields, data)
 
 
-def _create_weights(request: Request, user: User, fields: dict[str, Any], data: bytes | None) -> dict[str, Any]:
-    storage = settings(request).storage_dir
-    created = None
-    try:
-        with database(request).transaction() as db:  # the file is written inside, removed if the commit fails
-            created = weights.create_weights(db, db.merge(user), fields, data, storage)
-            weights_id, download_id = created.id, created.process_id
-    except Exception:
-        if created is not None and created.id is not None:
-            weights.file_path(storage, created.id).unlink(missing_ok=True)
-        raise
-    if download_id is None:
-        return {"result": "ok", "weight_id": weights_id}
+def _create_weights(request: Request, user: User, fields: dict[str, Any], data: bytes | None) -> WeightsCreated:
     config = settings(request)
-    request.app.state.executor.submit_download(download_id, database(request).url, storage, config.allow_url_hosts)
-    return {"result": "ok", "weight_id": weights_id, "process_id": download_id}
+    created = weights.create_weights(database(request), user, fields, data, config.storage_dir)
+    if created.process_id is None:
+        return WeightsCreated(weight_id=created.id)
+    executor = request.app.state.executor
+    executor.submit_download(created.process_id, database(request).url, config.storage_dir, config.allow_url_hosts)
+    return WeightsCreated(weight_id=created.id, process_id=created.process_id)
 
 
-@router.get("/weightsStatus")
+@router.get("/weightsStatus", responses={200: {"model": DownloadStatus}, 404: {"model": DownloadStatus}})
 def weights_status(user: CurrentUser, db: DB, process_id: str | None = None) -> Response:
     if not process_id:
         raise InputError("Missing required parameter `process_id`")
@@ -109,28 +120,26 @@ def weights_status(user: CurrentUser, db: DB, process_id: str | None = None) -> 
         return JSONResponse({"result": "Process stopped before finishing or non existing."}, 404)
 
 
-@router.put("/weights/{weights_id}")
-def replace_weights(weights_id: PathId, request: Request, user: CurrentUser, db: DB, body: JsonBody) -> dict[str, Any]:
+@router.put("/weights/{weights_id}", openapi_extra=json_body_schema(WeightsFields))
+def replace_weights(weights_id: PathId, request: Request, user: CurrentUser, db: DB, body: JsonBody) -> WeightsItem:
     storage = settings(request).storage_dir
-    return weights.weights_json(weights.update_weights(db, user, weights_id, body, partial=False, storage=storage))
+    return WeightsItem.of(weights.update_weights(db, user, weights_id, body, partial=False, storage=storage))
 
 
-@router.patch("/weights/{weights_id}")
-def patch_weights(weights_id: PathId, request: Request, user: CurrentUser, db: DB, body: JsonBody) -> dict[str, Any]:
+@router.patch("/weights/{weights_id}", openapi_extra=json_body_schema(WeightsFields))
+def patch_weights(weights_id: PathId, request: Request, user: CurrentUser, db: DB, body: JsonBody) -> WeightsItem:
     storage = settings(request).storage_dir
-    return weights.weights_json(weights.update_weights(db, user, weights_id, body, partial=True, storage=storage))
+    return WeightsItem.of(weights.update_weights(db, user, weights_id, body, partial=True, storage=storage))
 
 
 @router.delete("/weights/{weights_id}", status_code=204)
 def delete_weights(weights_id: PathId, request: Request, user: CurrentUser) -> Response:
-    with database(request).transaction() as db:
-        path = weights.delete_weights(db, db.merge(user), weights_id, settings(request).storage_dir)
-    path.unlink(missing_ok=True)  # only once the row is gone for good
+    weights.delete_weights(database(request), user, weights_id, settings(request).storage_dir)
     from_thread.run_sync(request.app.state.sessions.forget_weights, weights_id)  # its sessions' models unload
     return Response(status_code=204)
 
 
-@router.get("/weightsDownload")
+@router.get("/weightsDownload", response_class=Response, responses=binary("application/octet-stream"))
 def download(request: Request, user: CurrentUser, db: DB, modelweights_id: QueryId = None) -> Response:
     if modelweights_id is None:
         raise InputError("Missing required parameter `modelweights_id`")
