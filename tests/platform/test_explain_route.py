@@ -60,6 +60,19 @@ def demo_weights_id(client: httpx.Client, headers: dict[str, str], name: str) ->
     raise AssertionError(f"no weights {name} in the demo catalog")
 
 
+def admin_explains_the_demo_classifier(client) -> tuple[dict[str, str], dict]:
+    """The admin's headers, and an `explain` body for the demo EfficientNet on a black image in a new project."""
+    form = {"grant_type": "password", "username": "admin", "password": PASSWORD, "client_id": "fovea"}
+    admin = bearer(client.post("/backend/auth/token", data=form).json())
+    project = client.post("/backend/projects", json={"name": "p", "task_id": 1}, headers=admin).json()["id"]
+    body = {
+        "project_id": project,
+        "modelweights_id": demo_weights_id(client, admin, "EfficientNet-Lite0_ImageNet"),
+        "image_data": data_url(np.zeros((8, 8, 3), np.uint8)),
+    }
+    return admin, body
+
+
 def redness(overlay: np.ndarray, rows: slice, columns: slice) -> float:
     """How much warmer than blue a region is drawn: JET paints strong evidence red/yellow, none blue."""
     region = overlay[rows, columns].astype(int)
@@ -134,14 +147,7 @@ def test_without_pytorch_the_server_says_what_to_install(zoo_dir, tmp_path):
     home = fresh_home(zoo_dir, tmp_path / "home")
     blocked = {"PYTHONPATH": str(blocker.parent)}
     with fovea_serve(home, PASSWORD, **blocked) as url, httpx.Client(base_url=url, timeout=120) as client:
-        form = {"grant_type": "password", "username": "admin", "password": PASSWORD, "client_id": "fovea"}
-        admin = bearer(client.post("/backend/auth/token", data=form).json())
-        project = client.post("/backend/projects", json={"name": "p", "task_id": 1}, headers=admin).json()["id"]
-        body = {
-            "project_id": project,
-            "modelweights_id": demo_weights_id(client, admin, "EfficientNet-Lite0_ImageNet"),
-            "image_data": data_url(np.zeros((8, 8, 3), np.uint8)),
-        }
+        admin, body = admin_explains_the_demo_classifier(client)
         answer = client.post("/backend/explain", json=body, headers=admin)
     assert answer.status_code == 501, answer.text
     assert "pip install 'fovea[train]'" in answer.json()["error"]
@@ -162,14 +168,7 @@ def test_a_busy_server_answers_503_with_retry_after(zoo_dir, tmp_path, monkeypat
     seed_demo(settings, db, zoo_dir)
     monkeypatch.setattr(explain_routes, "QUEUE_WAIT_S", 0.05)
     with TestClient(create_backend_app(settings, db)) as client:
-        form = {"grant_type": "password", "username": "admin", "password": PASSWORD, "client_id": "fovea"}
-        admin = bearer(client.post("/backend/auth/token", data=form).json())
-        project = client.post("/backend/projects", json={"name": "p", "task_id": 1}, headers=admin).json()["id"]
-        body = {
-            "project_id": project,
-            "modelweights_id": demo_weights_id(client, admin, "EfficientNet-Lite0_ImageNet"),
-            "image_data": data_url(np.zeros((8, 8, 3), np.uint8)),
-        }
+        admin, body = admin_explains_the_demo_classifier(client)
         with explain_routes._ONE_AT_A_TIME:  # another explanation is running
             answer = client.post("/backend/explain", json=body, headers=admin)
     db.dispose()

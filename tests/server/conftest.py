@@ -29,22 +29,21 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serve(model: Path, *args: str) -> Iterator[str]:
-    """Start `fovea serve-model MODEL ARGS` and yield its base URL once it is ready; stop it afterwards."""
-    port = free_port()
-    command = [sys.executable, "-m", "fovea.cli", "serve-model", str(model), "--port", str(port), *args]
+def running(command: list[str], port: int, ready: str = "/readyz", status: int = 200) -> Iterator[str]:
+    """Start the server `command` (listening on `port`) and yield its URL once `ready` answers `status`; stop it
+    afterwards."""
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
         while True:
             if process.poll() is not None:
-                raise RuntimeError(f"serve-model exited: {process.stderr.read()}")
+                raise RuntimeError(f"the server exited: {process.stderr.read()}")
             with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                if httpx.get(f"{url}{ready}", timeout=1).status_code == status:
                     break
             if time.monotonic() > deadline:
-                raise RuntimeError("serve-model did not become ready in 60 s")
+                raise RuntimeError(f"the server did not answer {ready} in 60 s")
             time.sleep(0.1)
         yield url
     finally:
@@ -53,6 +52,15 @@ def serve(model: Path, *args: str) -> Iterator[str]:
             process.wait(10)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+@contextlib.contextmanager
+def serve(model: Path, *args: str) -> Iterator[str]:
+    """Start `fovea serve-model MODEL ARGS` and yield its base URL once it is ready; stop it afterwards."""
+    port = free_port()
+    command = [sys.executable, "-m", "fovea.cli", "serve-model", str(model), "--port", str(port), *args]
+    with running(command, port) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

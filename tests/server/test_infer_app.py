@@ -16,7 +16,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 
 import httpx
@@ -28,6 +27,7 @@ from pydicom.data import get_testdata_file
 
 from fovea import AiCOCOClassificationOutputStrategy, BaseInferenceModel, InputError
 from tests.server.conftest import free_port
+from tests.server.conftest import running as server_running
 
 # -- the user's model -------------------------------------------------------------------------------
 
@@ -110,29 +110,9 @@ def category(out: dict, category_id: str) -> str:
 # -- servers --------------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def running(command: list[str], port: int) -> Iterator[str]:
+def running(command: list[str], port: int) -> contextlib.AbstractContextManager[str]:
     """Start `command` and yield its URL once `/ping` answers 204, as FLaVor's client waits; stop it after."""
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"the server exited: {process.stderr.read()}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{url}/ping", timeout=1).status_code == 204:
-                    break
-            if time.monotonic() > deadline:
-                raise RuntimeError("the server did not answer /ping in 60 s")
-            time.sleep(0.1)
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+    return server_running(command, port, "/ping", 204)
 
 
 @pytest.fixture(scope="module")
