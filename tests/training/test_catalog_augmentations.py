@@ -24,11 +24,11 @@ def test_efficientnet_defaults_score_as_the_card_does(zoo_dir, photo, prop):
     image = zoo_dir / "samples" / photo
     [card] = model.predict_batch([image])
     [augmented] = TestTimeAugmentation(model, FAMILY_DEFAULTS["EfficientNet-Lite0"][prop]).predict_batch([image])
-    # Equal up to resampling (the grammar scales the square, then crops; the card crops, then scales once), so
-    # probabilities within 0.02, not the top class: chelsea's tabby, tiger cat and Egyptian cat are 0.002 apart.
-    # The stretch these defaults used to be was 0.47 off on chelsea.
+    # Equal up to resampling (the grammar scales the square bilinearly, then crops; the card crops, then shrinks
+    # by area), so probabilities within 0.05, not the top class: chelsea's tabby, tiger cat and Egyptian cat are
+    # 0.002 apart. The stretch these defaults used to be was 0.47 off on chelsea.
     top = card.labels[:5]
-    assert np.allclose(augmented.probabilities[top], card.probabilities[top], atol=0.02), (
+    assert np.allclose(augmented.probabilities[top], card.probabilities[top], atol=0.05), (
         augmented.probabilities[top],
         card.probabilities[top],
     )

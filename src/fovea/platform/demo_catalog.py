@@ -54,7 +54,7 @@ def _pipeline(*steps: str) -> str:
 _EFFICIENTNET_INPUT = ("AugToFloat32 divisor=255", "AugNormalize mean=(0.5, 0.5, 0.5) std=(0.5, 0.5, 0.5)")
 # The card's geometry (shorter side to 256, the centre 224 x 224) in the grammar, which has no aspect-keeping resize:
 # the largest centred square, scaled to 256 x 256, is the same region at the same scale. Training draws its crop.
-_EFFICIENTNET_FRAME = ("AugCenterCrop", 'AugResizeDim dims=(256,256) interp="area"')
+_EFFICIENTNET_FRAME = ("AugCenterCrop", "AugResizeDim dims=(256,256)")
 _GRAY_INPUT = ("AugToFloat32 divisor=255", "AugNormalize mean=0.5 std=0.5")
 FAMILY_DEFAULTS: dict[str, dict[int, str]] = {
     "EfficientNet-Lite0": {
