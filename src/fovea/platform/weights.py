@@ -18,7 +18,7 @@ from fovea.platform.enums import ProcessState
 from fovea.platform.errors import Conflict, Forbidden, InputError, NotFound
 from fovea.platform.models import OWN, ArchModel, Dataset, Process, User, Weights, WeightsDownload, WeightsMember
 from fovea.platform.onnx_check import validate_onnx
-from fovea.platform.sharing import check_not_in_use, parse_members, with_members
+from fovea.platform.sharing import check_not_in_use, parse_members
 from fovea.platform.storage import weights_file
 
 WRITABLE = ("name", "public", "users", "dataset_id", "layer_to_remove", "classes")
@@ -96,7 +96,7 @@ def create_weights(
     created = None
     try:
         with database.transaction() as db:
-            created = with_members(_create_weights(db, db.merge(user), fields, data, storage))
+            created = _create_weights(db, db.merge(user), fields, data, storage)
     except Exception:
         if created is not None and created.id is not None:
             weights_file(storage, created.id).unlink(missing_ok=True)
