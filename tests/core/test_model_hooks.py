@@ -187,3 +187,9 @@ def test_detection_strategy_orders_boxes_by_confidence_and_drops_hidden_classes(
         ("Liver", pytest.approx(0.6)),
     ]
     assert [a["bbox"] for a in result["annotations"]] == [[[60, 20, 91, 70]], [[10, 10, 50, 40]]]
+
+
+def test_detection_strategy_takes_an_image_with_nothing_found():
+    empty = {"bbox_pred": [], "cls_pred": [], "confidence_score": []}
+    result = AiCOCODetectionOutputStrategy()(model_out=empty, images=series(1), categories=ORGANS)
+    assert result["annotations"] == [] and result["objects"] == [] and result["images"][0]["id"] == "s0"

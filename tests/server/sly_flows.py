@@ -75,6 +75,20 @@ def detection(url, image):
     }
 
 
+def custom_detection(url, image):
+    s = session(url)
+    box = s.inference_image_path(image).labels[0].geometry
+    s.update_inference_settings(threshold=250)
+    return {
+        "classes": [c.name for c in s.get_model_meta().obj_classes],
+        "defaults": s.get_default_inference_settings(),
+        "box": [box.left, box.top, box.right, box.bottom],
+        "strict": [label.obj_class.name for label in s.inference_image_path(image).labels],
+    }
+
+
+FLOWS = {"classification": classification, "video": video, "detection": detection, "custom_detection": custom_detection}
+
 if __name__ == "__main__":
     url, flow, *args = sys.argv[1:]
-    print(json.dumps({"classification": classification, "video": video, "detection": detection}[flow](url, *args)))
+    print(json.dumps(FLOWS[flow](url, *args)))

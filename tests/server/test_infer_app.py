@@ -171,6 +171,13 @@ def test_a_nifti_volume_keeps_its_suffix_for_the_reader(cli_url):
     assert out["meta"]["stored"] == ["0000.nii.gz"]
 
 
+def test_a_model_that_names_no_output_strategy_is_served_at_invocations_only(cli_url):
+    # SeriesClassifier builds its strategy inside output_formatter and has no `task`: its predictions' shape is
+    # unknown until it runs, so neither V2 nor Supervisely is offered (tests/server/test_custom_dialects.py has both).
+    assert httpx.get(f"{cli_url}/v2/models/SeriesClassifier").status_code == 404
+    assert httpx.post(f"{cli_url}/get_session_info", json={}).status_code == 404
+
+
 def test_one_image_gets_its_class_on_the_image(cli_url):
     files = dicom_series([50])
     out = invoke(cli_url, files, [entry(0, "slice0.dcm")]).json()

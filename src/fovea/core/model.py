@@ -2,7 +2,8 @@
 
 A subclass says how to build its network and name its outputs; the base class runs the pipeline
 `data_reader -> preprocess -> inference -> postprocess -> output_formatter` when called with AiCOCO
-`images` and uploaded `files`. `fovea.InferAPP` serves such a model behind `/ping` + `/invocations`.
+`images` and uploaded `files`. `fovea.InferAPP` serves such a model behind `/ping` + `/invocations`, and through
+V2 and Supervisely when it names its output strategy.
 """
 
 from __future__ import annotations
@@ -36,7 +37,15 @@ class BaseInferenceModel(ABC):
     Keyword arguments given to the call (FLaVor's extra form fields, e.g. `metadata`) reach every hook
     that names them or takes `**kwargs`; a hook's own arguments (`files`, `images`, ...) always win.
     Raise `fovea.InputError` from a hook for input the model cannot take: a server answers it with 400.
+
+    A model whose `output_formatter` goes through one of the AiCOCO output strategies, and that says which (FLaVor's
+    `self.formatter = AiCOCO...OutputStrategy()`, or `task`), is also served through V2 and Supervisely; the hooks'
+    keyword arguments with defaults (`postprocess(self, out, threshold=0.5)`) become its inference settings there.
     """
+
+    # "classification", "detection", "segmentation" or "regression": the strategy `output_formatter` uses, when it
+    # keeps none in `self.formatter`.
+    task: str | None = None
 
     def __init__(self) -> None:
         self.network = self.define_inference_network()

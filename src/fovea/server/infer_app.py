@@ -5,20 +5,20 @@ the built-in models' FLaVor dialect (`images` schema, exact file-name matching, 
 side is FLaVor's: uploads are written to a fresh temporary folder so `data_reader(files=[paths])` gets file
 paths, every other form field is JSON-decoded and handed to the hooks as a keyword argument, and the folder is
 removed when the request ends. The model runs in worker threads, never on the event loop.
+
+A model whose output goes through one of the AiCOCO output strategies, and that says which, is served through V2
+and Supervisely as well: `fovea.sessions.custom.CustomSession` is the bridge, and owns the worker threads.
 """
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import logging
-import re
 import sys
 import tempfile
 from collections.abc import AsyncIterator, Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request, Response
@@ -26,14 +26,15 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from fovea.core.io import DEFAULT_LIMITS, Limits
-from fovea.core.model import BaseInferenceModel, UploadPath
+from fovea.core.model import BaseInferenceModel
 from fovea.errors import InputError
 from fovea.server import ops
-from fovea.server.dialects.flavor import _json_fields, _match, render_error, validate_images
-from fovea.server.errors import NotReady, dialect_route, install_http_error_handler
+from fovea.server.dialects import supervisely, v2
+from fovea.server.dialects.flavor import json_fields, match_files, render_error, validate_images
+from fovea.server.errors import dialect_route, install_http_error_handler
 from fovea.server.paths import NormalizePath
 from fovea.server.uploads import BodyLimit, read_files, read_form
-from fovea.sessions.batcher import Overloaded
+from fovea.sessions.custom import CustomSession, write_upload
 
 __all__ = ["BaseAiCOCOInputDataModel", "BaseAiCOCOOutputDataModel", "InferAPP", "load_model"]
 
@@ -123,6 +124,10 @@ class InferAPP:
     those arguments (a violation is 400); `output_data_model` checks the result (a violation is the model's
     fault: 500, logged). Calls run on `workers` threads (one by default: a custom model need not be
     thread-safe); at most `max_queue` requests wait for one, beyond that the answer is 503 with Retry-After.
+
+    A model that names its AiCOCO output strategy (`self.formatter = AiCOCO...OutputStrategy()`, or a `task`
+    attribute) is also served through the Open Inference Protocol (`/v2/...`, encoded images in) and the
+    Supervisely protocol, on the same threads (sessions/custom.py).
     """
 
     def __init__(
@@ -143,10 +148,7 @@ class InferAPP:
         self.input_data_model = input_data_model
         self.output_data_model = output_data_model
         self.limits = limits
-        self.workers = workers
-        self.max_queue = max_queue
-        self._waiting = 0
-        self._executor: ThreadPoolExecutor | None = None
+        self.session = CustomSession(infer_function, limits=limits, workers=workers, max_queue=max_queue)
         self.app = self._build()
 
     def run(self, host: str = "127.0.0.1", port: int = 9111, **uvicorn_options: Any) -> None:
@@ -157,22 +159,24 @@ class InferAPP:
         uvicorn.run(self.app, host=host, port=port, **options)
 
     def _build(self) -> FastAPI:
+        session = self.session
+
         @asynccontextmanager
         async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-            self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="fovea-infer")
+            await session.start()
             try:
                 yield
             finally:
-                self._executor.shutdown(wait=True, cancel_futures=True)
-                self._executor = None
+                await session.aclose()
 
         name = type(self.infer_function).__name__
         app = FastAPI(title=f"Fovea InferAPP: {name}", lifespan=lifespan, redirect_slashes=False)
+        app.state.session = session
         router = APIRouter(route_class=dialect_route(render_error))
 
         @router.get("/ping")
         async def ping() -> Response:
-            if self._executor is None:
+            if not session.running:
                 return render_error(503, "the model is not ready", None, {"Retry-After": "1"})
             return Response(status_code=204)
 
@@ -181,6 +185,9 @@ class InferAPP:
             return await self._invoke(request)
 
         app.include_router(router)
+        if session.card is not None:  # the model's strategy says what its predictions are
+            app.include_router(v2.router)
+            app.include_router(supervisely.router)
         app.include_router(ops.health_router)
         install_http_error_handler(app)
         app.add_middleware(BodyLimit, max_bytes=self.limits.max_bytes)
@@ -192,27 +199,17 @@ class InferAPP:
         if form.get("tables") is not None:
             raise InputError("tabular requests (`tables`) are not supported")
         files = await read_files(form)
-        fields = _json_fields(form)
+        fields = json_fields(form)
         entries = validate_images(fields.pop("images", None))
         if not files:
             raise InputError("`files` is required: upload at least one file")
-        _match(files, entries)
-        if self._executor is None:
-            raise NotReady("the model is not ready")
-        if self._waiting >= self.max_queue:
-            raise Overloaded(1)
-        self._waiting += 1
-        try:
-            loop = asyncio.get_running_loop()
-            result = await loop.run_in_executor(self._executor, self._call, files, entries, fields)
-        finally:
-            self._waiting -= 1
-        return JSONResponse(result)
+        match_files(files, entries)
+        return JSONResponse(await self.session.call(self._call, files, entries, fields))
 
     def _call(self, files: list[tuple[str, bytes]], entries: list[dict[str, Any]], fields: dict[str, Any]) -> Any:
         """In a worker thread: write the uploads, run the model, check its output; the folder goes in any case."""
         with tempfile.TemporaryDirectory(prefix="fovea-infer-") as folder:
-            paths = [_write_upload(Path(folder), i, name, data) for i, (name, data) in enumerate(files)]
+            paths = [write_upload(Path(folder), i, name, data) for i, (name, data) in enumerate(files)]
             arguments = {**fields, "images": entries, "files": paths}
             if self.input_data_model is not None:
                 try:
@@ -232,25 +229,6 @@ class InferAPP:
         except ValidationError as exc:
             # The client sent nothing wrong: the model broke its contract, a server fault (500, logged).
             raise RuntimeError(f"the model's output is not a valid {self.output_data_model.__name__}: {exc}") from None
-
-
-def _write_upload(folder: Path, position: int, name: str, data: bytes) -> UploadPath:
-    """Store one upload under a generated name (client names are never paths, reference §3) that keeps the
-    file's type suffix, since readers such as nibabel choose the format by it."""
-    path = folder / f"{position:04d}{_suffix(name)}"
-    path.write_bytes(data)
-    return UploadPath(str(path), name)
-
-
-_SUFFIX = re.compile(r"\.[A-Za-z0-9]{1,10}")
-
-
-def _suffix(name: str) -> str:
-    base = PurePosixPath(name.replace("\\", "/")).name.lower()
-    if base.endswith(".nii.gz"):
-        return ".nii.gz"
-    suffix = PurePosixPath(base).suffix
-    return suffix if _SUFFIX.fullmatch(suffix) else ""
 
 
 def _problems(exc: ValidationError) -> list[dict[str, Any]]:

@@ -89,6 +89,26 @@ class ModelSession:
 
     # -- lifecycle --------------------------------------------------------------------------------
 
+    runtime = "onnxruntime"
+
+    @property
+    def running(self) -> bool:
+        return self.batcher.running
+
+    @property
+    def runs(self) -> int:
+        """Network runs so far (several requests may share one)."""
+        return self.batcher.stats.runs
+
+    @property
+    def workers(self) -> int:
+        """Engine runs that may go side by side."""
+        return self.batcher.workers
+
+    @property
+    def device(self) -> str:
+        return "cuda" if "CUDAExecutionProvider" in self.model.network.providers else "cpu"
+
     async def start(self) -> None:
         await self.batcher.start()
 

@@ -12,11 +12,17 @@ Each strategy turns a model's raw output, in FLaVor's shapes, into the AiCOCO ob
 
 `categories` and `regressions` are what `set_categories` / `set_regressions` return: `{"name", "supercategory_name",
 "display", "color"}` and `{"name"}` dicts. Image-level results land on the image for one entry, in `meta` for a series.
+
+Every strategy builds Fovea's canonical `Prediction` on the way. Inside `captured_predictions()` those predictions
+are also recorded, whichever way the model's `output_formatter` called the strategy: that is how a custom model is
+served through the dialects that speak predictions rather than AiCOCO (V2, Supervisely; see sessions/custom.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import numpy as np
@@ -31,6 +37,8 @@ __all__ = [
     "AiCOCODetectionOutputStrategy",
     "AiCOCORegressionOutputStrategy",
     "AiCOCOSegmentationOutputStrategy",
+    "captured_predictions",
+    "strategy_card",
 ]
 
 _DECODER = {"classification": "sigmoid", "detection": "boxes_labels_scores", "segmentation": "argmax"}
@@ -41,7 +49,10 @@ class OutputError(FoveaError):
     """A model output that does not fit its strategy: the model's fault, so a server answers 500."""
 
 
-def _card(task: str, categories: Sequence[Mapping[str, Any]] | None, regressions: Any = None) -> ModelCard:
+def strategy_card(
+    task: str, categories: Sequence[Mapping[str, Any]] | None = None, regressions: Any = None
+) -> ModelCard:
+    """The model card a strategy of `task` builds its output with: the categories or regression names, in order."""
     if task == "regression":
         names = [r["name"] for r in regressions or []]
         return ModelCard(task="regression", regressions=names, decoder={"kind": "identity"})
@@ -59,37 +70,71 @@ def _card(task: str, categories: Sequence[Mapping[str, Any]] | None, regressions
     )
 
 
+_captured: ContextVar[list[Prediction] | None] = ContextVar("fovea_captured_predictions", default=None)
+
+
+@contextmanager
+def captured_predictions() -> Iterator[list[Prediction]]:
+    """A list that receives every prediction a strategy builds in this context (this thread or task)."""
+    found: list[Prediction] = []
+    token = _captured.set(found)
+    try:
+        yield found
+    finally:
+        _captured.reset(token)
+
+
+def _formatted(prediction: Prediction, images: Sequence[dict[str, Any]], card: ModelCard) -> dict[str, Any]:
+    captured = _captured.get()
+    if captured is not None:
+        captured.append(prediction)
+    return to_aicoco([prediction], images, card)
+
+
 def _image_level_size(images: Sequence[Any]) -> tuple[int, ...]:
     """One entry: a 2-D prediction on it; several: a volume whose slices are the entries (results go to `meta`)."""
     return (1, 1) if len(images) == 1 else (len(images), 1, 1)
 
 
 class AiCOCOClassificationOutputStrategy:
+    task = "classification"
+
     def __call__(
         self, model_out: Any, images: Sequence[dict[str, Any]], categories: Sequence[Mapping[str, Any]], **kwargs: Any
     ) -> dict[str, Any]:
-        card = _card("classification", categories)
-        scores = np.asarray(model_out).reshape(-1)
+        card = strategy_card(self.task, categories)
+        scores = np.asarray(model_out, np.float32).reshape(-1)
         if len(scores) != len(card.classes):
             raise OutputError(f"a classification output needs {len(card.classes)} values, not {len(scores)}")
         labels = np.flatnonzero(scores > 0.5)
-        prediction = Prediction(task=Task.MULTILABEL, size=_image_level_size(images), labels=labels)
-        return to_aicoco([prediction], images, card)
+        prediction = Prediction(
+            task=Task.MULTILABEL,
+            size=_image_level_size(images),
+            class_names=card.class_names,
+            labels=labels,
+            scores=scores[labels],
+            probabilities=scores,
+        )
+        return _formatted(prediction, images, card)
 
 
 class AiCOCORegressionOutputStrategy:
+    task = "regression"
+
     def __call__(
         self, model_out: Any, images: Sequence[dict[str, Any]], regressions: Sequence[Mapping[str, Any]], **kwargs: Any
     ) -> dict[str, Any]:
-        card = _card("regression", None, regressions)
+        card = strategy_card(self.task, None, regressions)
         values = np.asarray(model_out, np.float64).reshape(-1)
         if len(values) != len(card.regressions):
             raise OutputError(f"a regression output needs {len(card.regressions)} values, not {len(values)}")
         named = dict(zip(card.regressions, values.tolist(), strict=True))
-        return to_aicoco([Prediction(task=Task.REGRESSION, size=_image_level_size(images), values=named)], images, card)
+        return _formatted(Prediction(task=Task.REGRESSION, size=_image_level_size(images), values=named), images, card)
 
 
 class AiCOCODetectionOutputStrategy:
+    task = "detection"
+
     def __call__(
         self,
         model_out: Mapping[str, Any],
@@ -97,11 +142,12 @@ class AiCOCODetectionOutputStrategy:
         categories: Sequence[Mapping[str, Any]],
         **kwargs: Any,
     ) -> dict[str, Any]:
-        card = _card("detection", categories)
+        card = strategy_card(self.task, categories)
         if len(images) != 1:
             raise OutputError("detection takes one 2-D image")
         boxes = np.asarray(model_out.get("bbox_pred", []), np.float32).reshape(-1, 4)
-        classes = np.asarray(model_out.get("cls_pred", []), np.float32).reshape(len(boxes), -1)
+        width = -1 if len(boxes) else len(card.classes)  # nothing found: an empty (0, classes) array
+        classes = np.asarray(model_out.get("cls_pred", []), np.float32).reshape(len(boxes), width)
         scores = model_out.get("confidence_score")
         scores = np.ones(len(boxes), np.float32) if scores is None else np.asarray(scores, np.float32).reshape(-1)
         if classes.shape[1:] != (len(card.classes),) or len(scores) != len(boxes):
@@ -112,18 +158,21 @@ class AiCOCODetectionOutputStrategy:
         prediction = Prediction(
             task=Task.DETECTION,
             size=(_UNBOUNDED, _UNBOUNDED),
+            class_names=card.class_names,
             boxes=boxes[shown][order],
             labels=labels[shown][order],
             scores=scores[shown][order],
         )
-        return to_aicoco([prediction], images, card)
+        return _formatted(prediction, images, card)
 
 
 class AiCOCOSegmentationOutputStrategy:
+    task = "segmentation"
+
     def __call__(
         self, model_out: Any, images: Sequence[dict[str, Any]], categories: Sequence[Mapping[str, Any]], **kwargs: Any
     ) -> dict[str, Any]:
-        card = _card("segmentation", categories)
+        card = strategy_card(self.task, categories)
         out = np.asarray(model_out)
         if out.ndim not in (3, 4) or len(out) != len(card.classes):
             raise OutputError(f"a segmentation output is (classes, [slices,] height, width), not {out.shape}")
@@ -140,5 +189,22 @@ class AiCOCOSegmentationOutputStrategy:
                 labels.append(index)
         size = out.shape[1:]
         stacked = np.stack(masks) if masks else np.zeros((0, *size), bool)
-        prediction = Prediction(task=Task.SEGMENTATION, size=size, masks=stacked, labels=np.array(labels, np.int64))
-        return to_aicoco([prediction], images, card)
+        prediction = Prediction(
+            task=Task.SEGMENTATION,
+            size=size,
+            class_names=card.class_names,
+            masks=stacked,
+            labels=np.array(labels, np.int64),
+        )
+        return _formatted(prediction, images, card)
+
+
+STRATEGIES = {
+    strategy.task: strategy
+    for strategy in (
+        AiCOCOClassificationOutputStrategy,
+        AiCOCODetectionOutputStrategy,
+        AiCOCORegressionOutputStrategy,
+        AiCOCOSegmentationOutputStrategy,
+    )
+}

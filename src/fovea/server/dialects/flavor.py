@@ -31,7 +31,7 @@ router = APIRouter(route_class=dialect_route(render_error))
 
 @router.get("/ping")
 async def ping(request: Request) -> Response:
-    if request.app.state.session.batcher.running:
+    if request.app.state.session.running:
         return Response(status_code=204)
     return render_error(503, "the model is loading", None, {"Retry-After": "1"})
 
@@ -47,7 +47,7 @@ async def _invoke(request: Request) -> Response:
     if form.get("tables") is not None:
         raise InputError("tabular requests (`tables`) are not supported")
     files = await read_files(form)
-    fields = _json_fields(form)
+    fields = json_fields(form)
     entries = validate_images(fields.get("images"))
     if not files:
         raise InputError("`files` is required: upload at least one file")
@@ -55,7 +55,7 @@ async def _invoke(request: Request) -> Response:
     if not isinstance(settings, dict):
         raise InputError("`settings` must be a JSON object")
     settings = session.settings(settings)  # bad settings fail before anything is decoded
-    uploads = _match(files, entries)
+    uploads = match_files(files, entries)
     if session.card.input.dims == 3:
         prediction, ordered = await _volume(session, uploads, entries, settings)
         predictions = [prediction]
@@ -99,7 +99,7 @@ async def _volume(
     return await session.predict_volume(volume, settings), ordered
 
 
-def _json_fields(form: FormData) -> dict[str, Any]:
+def json_fields(form: FormData) -> dict[str, Any]:
     """Every text part parsed as JSON, the last one winning if repeated: FLaVor hands each to the model
     (`metadata` ...), so one that is not JSON is a 400 here, as in FLaVor, whether or not Fovea reads it."""
     return {
@@ -107,7 +107,7 @@ def _json_fields(form: FormData) -> dict[str, Any]:
     }
 
 
-def _match(files: list[tuple[str, bytes]], entries: list[dict[str, Any]]) -> dict[str, bytes]:
+def match_files(files: list[tuple[str, bytes]], entries: list[dict[str, Any]]) -> dict[str, bytes]:
     """Uploads by exact file name; every upload named by an entry and every entry by an upload."""
     uploads: dict[str, bytes] = {}
     for name, data in files:

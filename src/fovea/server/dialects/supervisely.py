@@ -22,8 +22,8 @@ from fovea.core.io.video import VIDEO_SUFFIXES
 from fovea.errors import InputError, NotFound
 from fovea.server.errors import NotImplementedEndpoint, dialect_route
 from fovea.server.uploads import parse_json, read_files, read_form, save_upload
+from fovea.sessions.custom import AnySession
 from fovea.sessions.requests import AsyncRequest
-from fovea.sessions.session import ModelSession
 
 from .supervisely_state import (
     SYNC_VIDEO_MAX_FRAMES,
@@ -48,7 +48,7 @@ def render_error(status: int, message: str, detail: Any, headers: dict[str, str]
 router = APIRouter(route_class=dialect_route(render_error))
 
 
-def _session(request: Request) -> ModelSession:
+def _session(request: Request) -> AnySession:
     return request.app.state.session
 
 
@@ -83,7 +83,7 @@ def _uuid(state: dict[str, Any]) -> str:
     return str(value)
 
 
-def _request(session: ModelSession, state: dict[str, Any]) -> AsyncRequest:
+def _request(session: AnySession, state: dict[str, Any]) -> AsyncRequest:
     found = session.requests.get(_uuid(state))
     if found is None:
         raise NotFound("Error: 'inference_request_uuid' is not found.")
@@ -120,14 +120,14 @@ async def get_deploy_info(request: Request) -> dict[str, Any]:
 
 @router.api_route("/is_ready", methods=["GET", "POST"])
 async def is_ready(request: Request) -> dict[str, Any]:
-    if not _session(request).batcher.running:
+    if not _session(request).running:
         return render_error(503, "Service not ready", "Service not ready", {"Retry-After": "1"})
     return {"status": "ready"}
 
 
 @router.post("/get_status")
 async def get_status(request: Request) -> dict[str, Any]:
-    deployed = _session(request).batcher.running
+    deployed = _session(request).running
     message = "Ready" if deployed else "Not deployed"
     return {"is_deployed": deployed, "progress": {"message": message, "current": 0, "total": 1}, **memory_status()}
 
@@ -140,7 +140,7 @@ async def get_tracking_settings() -> dict[str, Any]:
 # -- synchronous inference ------------------------------------------------------------------------
 
 
-async def _annotate(session: ModelSession, data: bytes, name: str, settings: dict[str, Any]) -> dict[str, Any]:
+async def _annotate(session: AnySession, data: bytes, name: str, settings: dict[str, Any]) -> dict[str, Any]:
     prediction = await session.predict_upload(data, name, settings)
     return await session.offload(to_supervisely_annotation, prediction, session.card)
 
@@ -196,7 +196,7 @@ def _no_upload(state: dict[str, Any]) -> None:
         raise InputError("uploading results to a Supervisely project is not supported")
 
 
-async def _by_id(session: ModelSession, image_id: int, settings: dict[str, Any]) -> dict[str, Any]:
+async def _by_id(session: AnySession, image_id: int, settings: dict[str, Any]) -> dict[str, Any]:
     data, name = await asyncio.to_thread(session.resolve_image, image_id)
     return result_dict(await _annotate(session, data, name, settings), name, image_id=image_id)
 
@@ -218,12 +218,12 @@ async def inference_batch_ids(request: Request) -> list[dict[str, Any]]:
     return list(await asyncio.gather(*(_by_id(session, i, settings) for i in ids)))
 
 
-def _video_frames(session: ModelSession, data: bytes | Path, name: str, state: dict[str, Any]) -> list[int]:
+def _video_frames(session: AnySession, data: bytes | Path, name: str, state: dict[str, Any]) -> list[int]:
     return video_frame_indices(probe_video(data, name=name), **video_request(state))
 
 
 def _run_video(
-    session: ModelSession,
+    session: AnySession,
     job: AsyncRequest,
     source: bytes | Path,
     name: str,
@@ -289,7 +289,7 @@ async def inference_video_id(request: Request) -> dict[str, Any]:
 # -- asynchronous inference -----------------------------------------------------------------------
 
 
-def _start(session: ModelSession, kind: str, work: Any, message: str) -> dict[str, Any]:
+def _start(session: AnySession, kind: str, work: Any, message: str) -> dict[str, Any]:
     job = session.requests.create(kind)
     session.requests.run(job, work)
     return {"message": message, "inference_request_uuid": job.uuid}
@@ -339,7 +339,7 @@ async def inference_video_async(request: Request) -> dict[str, Any]:
 
 
 def _run_images(
-    session: ModelSession, job: AsyncRequest, items: list[tuple[str, bytes, dict[str, Any]]], settings: dict
+    session: AnySession, job: AsyncRequest, items: list[tuple[str, bytes, dict[str, Any]]], settings: dict
 ) -> None:
     """Decode lazily, one batch at a time, through the session's batcher: only a batch or two of decoded images is
     ever held, and a file that cannot be decoded fails the request when its batch comes, after the batches before
@@ -358,7 +358,7 @@ def _run_images(
             job.push(result_dict(to_supervisely_annotation(prediction, session.card), name, **ids))
 
 
-def _decoded(session: ModelSession, data: bytes, name: str) -> Image:
+def _decoded(session: AnySession, data: bytes, name: str) -> Image:
     item = session.read(data, name)
     if not isinstance(item, Image):
         raise InputError(f"{name}: a volume cannot go through this endpoint")

@@ -8,7 +8,7 @@ from typing import Any
 from fovea.core.card import ModelCard
 from fovea.core.predictions import Task
 from fovea.errors import InputError
-from fovea.sessions.session import ModelSession
+from fovea.sessions.custom import AnySession
 
 TASK_WORDS = {
     Task.CLASSIFICATION: "classification",
@@ -29,7 +29,7 @@ SYNC_VIDEO_MAX_FRAMES = 300
 PRECISIONS = {"float32": "fp32", "float16": "fp16", "uint8": "uint8"}
 
 
-def session_info(session: ModelSession) -> dict[str, Any]:
+def session_info(session: AnySession) -> dict[str, Any]:
     card = session.card
     return {
         "app_name": "Fovea",
@@ -46,12 +46,12 @@ def session_info(session: ModelSession) -> dict[str, Any]:
         "tracking_algorithms": [],
         "batch_inference_support": True,
         "max_batch_size": session.config.max_batch_size,
-        "device": "cuda" if "CUDAExecutionProvider" in session.model.network.providers else "cpu",
-        "runtime": "onnxruntime",
+        "device": session.device,
+        "runtime": session.runtime,
     }
 
 
-def deploy_info(session: ModelSession) -> dict[str, Any]:
+def deploy_info(session: AnySession) -> dict[str, Any]:
     card = session.card
     return {
         "checkpoint_name": session.name,
@@ -62,21 +62,21 @@ def deploy_info(session: ModelSession) -> dict[str, Any]:
         "model_source": "Custom models",
         "task_type": TASK_WORDS[card.task],
         "device": session_info(session)["device"],
-        "runtime": "onnxruntime",
-        "model_precision": PRECISIONS[card.input.dtype],
+        "runtime": session.runtime,
+        "model_precision": PRECISIONS[card.input.dtype] if session.runtime == "onnxruntime" else None,
         "hardware": None,
         "deploy_params": {"max_batch_size": session.config.max_batch_size},
     }
 
 
-def default_settings(session: ModelSession) -> dict[str, Any]:
+def default_settings(session: AnySession) -> dict[str, Any]:
     """The session's defaults under Fovea's names (seed 001 sets `conf_thres`, `iou_thres`); a stable key set
     without `classes`, which the client adds itself. Supervisely's `conf` and `iou` are accepted as aliases.
     """
     return {key: value for key, value in session.default_settings.items() if key != "classes"}
 
 
-def request_settings(session: ModelSession, given: Any) -> dict[str, Any]:
+def request_settings(session: AnySession, given: Any) -> dict[str, Any]:
     """A request's settings in Fovea's names: aliases translated, known keys type-checked, unknown ignored."""
     if given is None:
         return {}

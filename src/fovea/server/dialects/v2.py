@@ -14,11 +14,19 @@ from fastapi.responses import JSONResponse
 from fovea import __version__
 from fovea.errors import Forbidden, InputError, NotFound
 from fovea.server.dialects.v2_infer import read_infer_request, run_infer
-from fovea.server.dialects.v2_model import IMAGE_INPUT, VERSION, batch_limit, raw_outputs, tensor_input
+from fovea.server.dialects.v2_model import (
+    IMAGE_INPUT,
+    VERSION,
+    batch_limit,
+    model_input,
+    model_outputs,
+    platform,
+    raw_output_names,
+)
 from fovea.server.dialects.v2_outputs import postprocessed_names
 from fovea.server.dialects.v2_stats import V2Stats
 from fovea.server.errors import NotImplementedEndpoint, NotReady, dialect_route
-from fovea.sessions.session import ModelSession
+from fovea.sessions.custom import AnySession, CustomSession
 
 EXTENSIONS = ["binary_tensor_data", "model_configuration", "statistics", "model_repository", "parameters"]
 
@@ -30,7 +38,7 @@ def render_error(status: int, message: str, detail: Any, headers: dict[str, str]
 router = APIRouter(prefix="/v2", route_class=dialect_route(render_error))
 
 
-def _session(request: Request) -> ModelSession:
+def _session(request: Request) -> AnySession:
     return request.app.state.session
 
 
@@ -41,13 +49,13 @@ def _stats(request: Request) -> V2Stats:
     return state.v2_stats
 
 
-def _check_model(session: ModelSession, model: str, version: str | None = None) -> None:
+def _check_model(session: AnySession, model: str, version: str | None = None) -> None:
     if model != session.name or (version is not None and version != VERSION):
         raise NotFound(f"Request for unknown model: '{model}' is not found")
 
 
 def _loaded(request: Request) -> bool:
-    return not getattr(request.app.state, "unloaded", False) and _session(request).batcher.running
+    return not getattr(request.app.state, "unloaded", False) and _session(request).running
 
 
 # -- inference (first: FastAPI matches routes in order, and this is the hot path) -----------------
@@ -96,7 +104,7 @@ async def server_metadata() -> dict[str, Any]:
 @router.get("/models/stats")
 async def all_stats(request: Request) -> dict[str, Any]:
     session = _session(request)
-    return {"model_stats": [_stats(request).as_json(session.name, session.batcher.stats.runs)]}
+    return {"model_stats": [_stats(request).as_json(session.name, session.runs)]}
 
 
 @router.get("/models/{model}")
@@ -104,13 +112,13 @@ async def all_stats(request: Request) -> dict[str, Any]:
 async def model_metadata(request: Request, model: str, version: str | None = None) -> dict[str, Any]:
     session = _session(request)
     _check_model(session, model, version)
-    raw = [o["name"] for o in raw_outputs(session)]
+    raw = raw_output_names(session)
     return {
         "name": session.name,
         "versions": [VERSION],
-        "platform": "onnxruntime_onnx",
-        "inputs": [tensor_input(session)],
-        "outputs": raw_outputs(session),
+        "platform": platform(session),
+        "inputs": [model_input(session)],
+        "outputs": model_outputs(session),
         "properties": {
             "fovea.task": str(session.card.task),
             "fovea.encoded_input": IMAGE_INPUT,
@@ -135,13 +143,13 @@ async def model_config(request: Request, model: str, version: str | None = None)
     session = _session(request)
     _check_model(session, model, version)
     max_batch = batch_limit(session)
-    tensor = tensor_input(session)
-    layout = session.card.input.layout
-    kind = "KIND_CPU" if session.model.network.on_cpu else "KIND_GPU"
+    tensor = model_input(session)
+    layout = None if isinstance(session, CustomSession) else session.card.input.layout
+    kind = {"cpu": "KIND_CPU", "cuda": "KIND_GPU", None: "KIND_MODEL"}[session.device]
     config: dict[str, Any] = {
         "name": session.name,
-        "platform": "onnxruntime_onnx",
-        "backend": "onnxruntime",
+        "platform": platform(session),
+        "backend": session.runtime,
         "max_batch_size": max_batch,
         "input": [
             {
@@ -157,11 +165,11 @@ async def model_config(request: Request, model: str, version: str | None = None)
                 "data_type": "TYPE_STRING" if o["datatype"] == "BYTES" else f"TYPE_{o['datatype']}",
                 "dims": o["shape"][1:] if max_batch else o["shape"],
             }
-            for o in raw_outputs(session)
+            for o in model_outputs(session)
         ],
         "version_policy": {"latest": {"num_versions": 1}},
         # Triton's word for engine runs that may go side by side: the batcher's workers.
-        "instance_group": [{"name": session.name, "kind": kind, "count": session.batcher.workers}],
+        "instance_group": [{"name": session.name, "kind": kind, "count": session.workers}],
     }
     if max_batch > 1:
         config["dynamic_batching"] = {}
@@ -173,7 +181,7 @@ async def model_config(request: Request, model: str, version: str | None = None)
 async def model_stats(request: Request, model: str, version: str | None = None) -> dict[str, Any]:
     session = _session(request)
     _check_model(session, model, version)
-    return {"model_stats": [_stats(request).as_json(session.name, session.batcher.stats.runs)]}
+    return {"model_stats": [_stats(request).as_json(session.name, session.runs)]}
 
 
 # -- repository -----------------------------------------------------------------------------------
@@ -212,6 +220,8 @@ async def load_model(request: Request, model: str) -> Response:
             overrides = json.loads(config)
         except (TypeError, ValueError):
             raise InputError("failed to load: parameters.config is not a JSON string") from None
+        if isinstance(session, CustomSession):
+            raise InputError("failed to load: a custom model's config cannot be changed")
         unknown = set(overrides) - {"max_batch_size", "dynamic_batching"}
         if unknown:
             raise InputError(f"failed to load: config keys {sorted(unknown)} cannot be changed")
@@ -229,7 +239,7 @@ async def load_model(request: Request, model: str) -> Response:
 async def unload_model(request: Request, model: str) -> Response:
     _check_model(_session(request), model)
     _check_repository_control(request)
-    await _session(request).batcher.aclose()
+    await _session(request).aclose()
     request.app.state.unloaded = True
     return Response(status_code=200)
 

@@ -14,6 +14,7 @@ from fastapi import Request, Response
 
 from fovea.core.geometry import Geometry
 from fovea.core.onnx_model import Batch
+from fovea.core.predictions import Prediction
 from fovea.errors import InputError, LimitExceeded
 from fovea.server.dialects.v2_codec import (
     DATATYPES,
@@ -22,9 +23,10 @@ from fovea.server.dialects.v2_codec import (
     encode_infer_response,
     parse_infer_request,
 )
-from fovea.server.dialects.v2_model import IMAGE_INPUT, VERSION, tensor_input
+from fovea.server.dialects.v2_model import IMAGE_INPUT, VERSION, batch_limit, raw_output_names, tensor_input
 from fovea.server.dialects.v2_outputs import postprocessed, postprocessed_names
 from fovea.server.dialects.v2_stats import V2Stats
+from fovea.sessions.custom import AnySession, CustomSession
 from fovea.sessions.session import ModelSession
 
 # Bodies up to this size parse on the loop, faster than a thread hop; larger ones (and every compressed one, whose
@@ -77,47 +79,41 @@ def inflate(body: bytes, encoding: str, max_bytes: int) -> bytearray:
     return data
 
 
-def _settings(session: ModelSession, parameters: dict[str, Any]) -> dict[str, Any]:
+def _settings(session: AnySession, parameters: dict[str, Any]) -> dict[str, Any]:
     known = {k: v for k, v in parameters.items() if k in session.default_settings}
     if isinstance(known.get("classes"), str):
         known["classes"] = [c.strip() for c in known["classes"].split(",") if c.strip()]
     return session.settings(known)
 
 
-async def run_infer(request: Request, session: ModelSession, parsed: InferRequest, stats: V2Stats) -> Response:
+async def run_infer(request: Request, session: AnySession, parsed: InferRequest, stats: V2Stats) -> Response:
     t0 = time.perf_counter()
     settings = _settings(session, parsed.parameters)
     images, tensor = _inputs(request, session, parsed)
-    raw_names = session.model.output_names
+    raw_names = raw_output_names(session)
     post = postprocessed_names(session.card.task, raw_names)
     requested = parsed.outputs
     if requested is not None:
         unknown = [o.name for o in requested if o.name not in raw_names and o.name not in post]
         if unknown:
             raise InputError(f"unknown output {unknown[0]!r}; outputs are {', '.join([*raw_names, *post])}")
-    wanted = [o.name for o in requested] if requested is not None else list(raw_names)
+    wanted = [o.name for o in requested] if requested is not None else list(raw_names or post)
     timing: dict[str, float] = {}
-    if images is not None:
-        # Each image is decoded and preprocessed in a worker thread, then shares a run with whatever is queued.
-        runs = await asyncio.gather(*(_run_image(session, data, name, timing) for data, name in images))
-        outputs = [np.concatenate(column) for column in zip(*(out for _, out in runs), strict=True)]
-        batch = Batch(
-            np.concatenate([b.tensor for b, _ in runs]),
-            [g for b, _ in runs for g in b.geometries],
-            [name for b, _ in runs for name in b.names],
-        )
+    predictions: list[Prediction] | None = None
+    if isinstance(session, CustomSession):  # the model runs its own pipeline per image: predictions, no raw outputs
+        assert images is not None  # a custom model takes encoded images only
+        predictions = list(await asyncio.gather(*(_predict_image(session, d, name, settings) for d, name in images)))
+        by_name: dict[str, np.ndarray] = {}
+        n = len(predictions)
     else:
-        outputs = await session.batcher.run(tensor, timing)
-        size = tuple(session.card.input.size[-2:])
-        identity = Geometry(size, size, (1.0, 1.0), (0.0, 0.0))
-        batch = Batch(tensor, [identity] * len(tensor), [""] * len(tensor))
+        outputs, batch = await _run_network(session, images, tensor, timing)
+        by_name = dict(zip(raw_names, outputs, strict=True))
+        n = len(batch.geometries)
+        if any(name in post for name in wanted):  # segmentation masks: off the loop
+            predictions = await session.batcher.postprocess(outputs, batch, settings)
     t1 = time.perf_counter()
     # Input time is what neither waited in the queue nor ran the network: parsing, decoding, preprocessing.
     t_input = max(0.0, t1 - t0 - timing.get("queue", 0.0) - timing.get("run", 0.0))
-    by_name = dict(zip(raw_names, outputs, strict=True))
-    predictions = None
-    if any(name in post for name in wanted):
-        predictions = await session.batcher.postprocess(outputs, batch, settings)  # segmentation masks: off the loop
     results = []
     binary_default = bool(parsed.parameters.get("binary_data_output", False)) or parsed.raw is not None
     for name in wanted:
@@ -126,7 +122,6 @@ async def run_infer(request: Request, session: ModelSession, parsed: InferReques
         results.append((name, array, binary_default if choice is None else choice))
     body, headers = encode_infer_response(session.name, VERSION, parsed.id, results)
     t_output = time.perf_counter() - t1
-    n = len(batch.geometries)
     stats.inference_count += n
     row = stats.batches.setdefault(int(timing.get("batch", n)), [0, 0, 0, 0])
     row[0] += 1
@@ -138,6 +133,30 @@ async def run_infer(request: Request, session: ModelSession, parsed: InferReques
     V2Stats.add(stats.compute_infer, timing.get("run", 0.0))
     V2Stats.add(stats.compute_output, t_output)
     return await _respond(request, body, headers)
+
+
+async def _run_network(
+    session: ModelSession,
+    images: list[tuple[bytes, str]] | None,
+    tensor: np.ndarray | None,
+    timing: dict[str, float],
+) -> tuple[list[np.ndarray], Batch]:
+    """The raw outputs, and the batch their rows came from, of encoded images or a ready tensor."""
+    if images is not None:
+        # Each image is decoded and preprocessed in a worker thread, then shares a run with whatever is queued.
+        runs = await asyncio.gather(*(_run_image(session, data, name, timing) for data, name in images))
+        outputs = [np.concatenate(column) for column in zip(*(out for _, out in runs), strict=True)]
+        batch = Batch(
+            np.concatenate([b.tensor for b, _ in runs]),
+            [g for b, _ in runs for g in b.geometries],
+            [name for b, _ in runs for name in b.names],
+        )
+        return outputs, batch
+    assert tensor is not None
+    outputs = await session.batcher.run(tensor, timing)
+    size = tuple(session.card.input.size[-2:])
+    identity = Geometry(size, size, (1.0, 1.0), (0.0, 0.0))
+    return outputs, Batch(tensor, [identity] * len(tensor), [""] * len(tensor))
 
 
 # Speed over ratio: float tensors gain little from higher levels, and this is on every compressed response.
@@ -194,10 +213,19 @@ async def _run_image(
         raise InputError(f"{name}: {exc}") from None
 
 
+async def _predict_image(session: CustomSession, data: bytes, name: str, settings: dict[str, Any]) -> Prediction:
+    try:
+        return await session.predict_upload(data, name, settings)
+    except InputError as exc:
+        raise InputError(f"{name}: {exc}") from None
+
+
 def _inputs(
-    request: Request, session: ModelSession, parsed: InferRequest
+    request: Request, session: AnySession, parsed: InferRequest
 ) -> tuple[list[tuple[bytes, str]] | None, np.ndarray | None]:
     """Either encoded images (from `image_bytes` or a raw image body) with their names, or a ready tensor."""
+    if isinstance(session, CustomSession):
+        return _encoded_input(session, parsed), None
     tensor_name = session.model.input_name
     if parsed.raw is not None:
         return _raw_input(request, session, parsed.raw)
@@ -211,21 +239,34 @@ def _inputs(
     if len(by_name) != 1:
         raise InputError(f"send exactly one of {tensor_name!r} (a preprocessed tensor) and {IMAGE_INPUT!r}")
     if IMAGE_INPUT in by_name:
-        encoded = by_name[IMAGE_INPUT]
-        if (
-            encoded.datatype != "BYTES"
-            or encoded.array.ndim not in (1, 2)
-            or (encoded.array.ndim == 2 and encoded.array.shape[1] != 1)
-        ):
-            raise InputError(f"{IMAGE_INPUT} must be BYTES of shape [N] or [N, 1]")
-        elements = list(encoded.array.ravel())
-        _check_batch(session, len(elements))
-        return [(bytes(d), f"{IMAGE_INPUT}[{i}]") for i, d in enumerate(elements)], None
+        return _encoded_images(session, by_name[IMAGE_INPUT]), None
     return None, _check_tensor(session, by_name[tensor_name])
 
 
-def _check_batch(session: ModelSession, n: int) -> None:
-    limit = session.model.fixed_batch_size or session.batcher.max_batch_size
+def _encoded_input(session: CustomSession, parsed: InferRequest) -> list[tuple[bytes, str]]:
+    """A custom model's input: `image_bytes`, or a raw body holding one encoded image."""
+    if parsed.raw is not None:
+        return [_encoded_body(parsed.raw)]
+    names = [tensor.name for tensor in parsed.inputs]
+    if names != [IMAGE_INPUT]:
+        raise InputError(f"send one input, {IMAGE_INPUT!r} (encoded images): this model takes no tensor")
+    return _encoded_images(session, parsed.inputs[0])
+
+
+def _encoded_images(session: AnySession, encoded: InputTensor) -> list[tuple[bytes, str]]:
+    if (
+        encoded.datatype != "BYTES"
+        or encoded.array.ndim not in (1, 2)
+        or (encoded.array.ndim == 2 and encoded.array.shape[1] != 1)
+    ):
+        raise InputError(f"{IMAGE_INPUT} must be BYTES of shape [N] or [N, 1]")
+    elements = list(encoded.array.ravel())
+    _check_batch(session, len(elements))
+    return [(bytes(d), f"{IMAGE_INPUT}[{i}]") for i, d in enumerate(elements)]
+
+
+def _check_batch(session: AnySession, n: int) -> None:
+    limit = batch_limit(session) or session.model.fixed_batch_size
     if n < 1 or n > limit:
         raise InputError(f"batch size {n} is outside 1..{limit}")
 
@@ -252,6 +293,11 @@ def _raw_input(
         and len(raw) == int(np.prod(shape)) * dtype.itemsize
     ):
         return None, np.frombuffer(raw, dtype).reshape(shape).copy()
+    return [_encoded_body(raw)], None
+
+
+def _encoded_body(raw: bytes) -> tuple[bytes, str]:
+    """One encoded image sent as the raw body, its 4-byte little-endian length prefix optional."""
     if len(raw) > 4 and int.from_bytes(raw[:4], "little") == len(raw) - 4:
         raw = raw[4:]
-    return [(raw, "body")], None
+    return raw, "body"

@@ -1,9 +1,15 @@
-"""How a session's model looks through V2: its tensor input, raw outputs and batch limit."""
+"""How a session's model looks through V2: its tensor input, raw outputs and batch limit.
+
+A custom model (sessions/custom.py) has no tensor input and no raw outputs: it takes encoded images
+(`image_bytes`, or a raw image body) and answers with the post-processed outputs of its task.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from fovea.server.dialects.v2_outputs import postprocessed_specs
+from fovea.sessions.custom import AnySession, CustomSession
 from fovea.sessions.session import ModelSession
 
 VERSION = "1"
@@ -21,6 +27,17 @@ _ONNX_TO_V2 = {
 }
 
 
+def model_input(session: AnySession) -> dict[str, Any]:
+    """The input the model advertises: its tensor, or for a custom model the encoded images."""
+    if isinstance(session, CustomSession):
+        return {"name": IMAGE_INPUT, "datatype": "BYTES", "shape": [-1]}
+    return tensor_input(session)
+
+
+def platform(session: AnySession) -> str:
+    return "custom" if isinstance(session, CustomSession) else "onnxruntime_onnx"
+
+
 def tensor_input(session: ModelSession) -> dict[str, Any]:
     spec = session.card.input
     dims = [*spec.size, spec.channels] if spec.layout == "NHWC" else [spec.channels, *spec.size]
@@ -30,6 +47,13 @@ def tensor_input(session: ModelSession) -> dict[str, Any]:
         "datatype": "UINT8" if spec.dtype == "uint8" else ("FP16" if spec.dtype == "float16" else "FP32"),
         "shape": [batch, *dims],
     }
+
+
+def model_outputs(session: AnySession) -> list[dict[str, Any]]:
+    """The outputs the model advertises: the network's, or for a custom model the post-processed ones."""
+    if isinstance(session, CustomSession):
+        return postprocessed_specs(session.card.task, len(session.card.classes), len(session.card.regressions))
+    return raw_outputs(session)
 
 
 def raw_outputs(session: ModelSession) -> list[dict[str, Any]]:
@@ -44,8 +68,11 @@ def raw_outputs(session: ModelSession) -> list[dict[str, Any]]:
     ]
 
 
-def batch_limit(session: ModelSession) -> int:
+def raw_output_names(session: AnySession) -> list[str]:
+    return [] if isinstance(session, CustomSession) else session.model.output_names
+
+
+def batch_limit(session: AnySession) -> int:
+    if isinstance(session, CustomSession):
+        return session.config.max_batch_size
     return 0 if session.model.fixed_batch_size is not None else session.batcher.max_batch_size
-
-
-# -- server and model information -----------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from fovea.core.predictions import Prediction, Task
@@ -13,6 +15,20 @@ POSTPROCESSED = {
     Task.SEGMENTATION: ("masks", "image_sizes"),
     Task.REGRESSION: ("values",),
 }
+
+
+def postprocessed_specs(task: Task, n_classes: int, n_values: int) -> list[dict[str, Any]]:
+    """Name, datatype and shape of each post-processed output (-1: varies with the request)."""
+    specs = {
+        "scores": ("FP32", [-1, -1] if task is Task.DETECTION else [-1, n_classes]),
+        "labels": ("INT64", [-1, -1]),
+        "boxes": ("FP32", [-1, -1, 4]),
+        "num_detections": ("INT32", [-1]),
+        "image_sizes": ("INT32", [-1, 2]),
+        "masks": ("INT32" if n_classes > 255 else "UINT8", [-1, -1, -1]),
+        "values": ("FP32", [-1, n_values]),
+    }
+    return [{"name": name, "datatype": specs[name][0], "shape": specs[name][1]} for name in POSTPROCESSED[task]]
 
 
 def postprocessed_names(task: Task, raw_outputs: list[str]) -> dict[str, str]:
