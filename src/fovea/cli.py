@@ -253,9 +253,10 @@ def serve_model(
 ) -> None:
     """Serve one model at the root: Supervisely, FLaVor /invocations and KServe V2 (tritonclient).
 
-    A custom model class (`package.module:ClassName`) is served at FLaVor's /ping + /invocations only; of the
-    options, --host, --port, --max-request-mb, --max-files and --workers (default 1: requests one at a time)
-    apply to it.
+    A custom model class (`package.module:ClassName`) is served at FLaVor's /ping + /invocations, and through
+    Supervisely and V2 (encoded images in) when it names its AiCOCO output strategy (`self.formatter` or `task`);
+    of the options, --host, --port, --max-request-mb, --max-files, --max-decoded-mb and --workers (default 1:
+    requests one at a time) apply to it.
     """
     import uvicorn
 
@@ -364,9 +365,7 @@ def evaluate(
     split: Annotated[str, typer.Option(help="training | validation | test")] = "test",
     out: Annotated[
         Path, typer.Option("--out", "-o", help="Folder for metrics.json and the confusion matrix / PR curve PNG.")
-    ] = Path(
-        "evaluation"
-    ),
+    ] = Path("evaluation"),
     batch_size: Annotated[int, typer.Option(min=1, max=256, help="Images per network run.")] = 16,
     card: Annotated[Path | None, typer.Option(help="A side-car model card overriding the embedded one.")] = None,
 ) -> None:
