@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, declared_attr, mapped_column, relationship
 
 from fovea.platform.db import Base
 from fovea.platform.enums import ProcessState
@@ -84,14 +84,24 @@ class Project(Base):
     )
 
 
-class ProjectMember(Base):
-    __tablename__ = "project_members"
+class Membership:
+    """A user's access to a shared project, weights or dataset: one row per user, OWN or VIEW (sharing.py).
 
-    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True)
+    Each shared table's member table adds its own key to the shared object, first in its primary key.
+    """
+
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
     permission: Mapped[str] = mapped_column(String(4))
 
-    user: Mapped[User] = relationship(lazy="joined")
+    @declared_attr
+    def user(cls) -> Mapped[User]:
+        return relationship(User, lazy="joined")
+
+
+class ProjectMember(Membership, Base):
+    __tablename__ = "project_members"
+
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True)
 
 
 class Property(Base):
@@ -128,14 +138,10 @@ class Weights(Base):
     )
 
 
-class WeightsMember(Base):
+class WeightsMember(Membership, Base):
     __tablename__ = "weights_members"
 
     weights_id: Mapped[int] = mapped_column(ForeignKey("weights.id", ondelete="CASCADE"), primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
-    permission: Mapped[str] = mapped_column(String(4))
-
-    user: Mapped[User] = relationship(lazy="joined")
 
 
 class Dataset(Base):
@@ -158,14 +164,10 @@ class Dataset(Base):
     )
 
 
-class DatasetMember(Base):
+class DatasetMember(Membership, Base):
     __tablename__ = "dataset_members"
 
     dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"), primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
-    permission: Mapped[str] = mapped_column(String(4))
-
-    user: Mapped[User] = relationship(lazy="joined")
 
 
 class Process(Base):
