@@ -5,13 +5,10 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
-
-from tests.server.conftest import free_port
+from tests.server.conftest import server_process
 
 
 def fresh_home(zoo_dir: Path, home: Path) -> Path:
@@ -30,7 +27,6 @@ def fovea_serve(home: Path, admin_password: str, **env: str) -> Iterator[str]:
 @contextlib.contextmanager
 def fovea_serve_process(home: Path, admin_password: str, **env: str) -> Iterator[subprocess.Popen]:
     """`fovea_serve`, yielding the server's process (its URL as `.url`); stopped with SIGTERM on exit."""
-    port = free_port()
     environment = {
         **os.environ,
         "FOVEA_HOME": str(home),
@@ -38,25 +34,10 @@ def fovea_serve_process(home: Path, admin_password: str, **env: str) -> Iterator
         "FOVEA_ALLOW_URL_HOSTS": '["127.0.0.1"]',
         **env,
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "fovea.cli", "serve", "--port", str(port)],
+    with server_process(
+        lambda port: [sys.executable, "-m", "fovea.cli", "serve", "--port", str(port)],
+        "/healthz",
         env=environment,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(600):
-            if process.poll() is not None:
-                raise RuntimeError(process.stderr.read().decode())
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            time.sleep(0.2)
-        else:
-            raise RuntimeError("fovea serve did not become healthy in 120 s")
-        process.url = url
+        timeout_s=120,
+    ) as process:
         yield process
-    finally:
-        process.terminate()
-        process.wait(20)

@@ -26,7 +26,7 @@ from fovea import (
     BaseInferenceModel,
     InputError,
 )
-from tests.server.conftest import free_port, running
+from tests.server.conftest import running
 from tests.server.test_supervisely_sdk import run_flow
 
 # -- the user's models ------------------------------------------------------------------------------
@@ -96,9 +96,10 @@ def spot_png(level: int = 200) -> bytes:
 
 
 def serve_custom(name: str) -> Iterator[str]:
-    port = free_port()
-    command = [sys.executable, "-m", "fovea.cli", "serve-model", f"{__name__}:{name}", "--port", str(port)]
-    with running(command, port, "/ping", 204) as url:
+    spec = f"{__name__}:{name}"
+    with running(
+        lambda port: [sys.executable, "-m", "fovea.cli", "serve-model", spec, "--port", str(port)], "/ping", 204
+    ) as url:
         yield url
 
 

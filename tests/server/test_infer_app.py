@@ -16,7 +16,7 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import httpx
 import nibabel as nib
@@ -26,7 +26,6 @@ import pytest
 from pydicom.data import get_testdata_file
 
 from fovea import AiCOCOClassificationOutputStrategy, BaseInferenceModel, InputError
-from tests.server.conftest import free_port
 from tests.server.conftest import running as server_running
 
 # -- the user's model -------------------------------------------------------------------------------
@@ -110,16 +109,19 @@ def category(out: dict, category_id: str) -> str:
 # -- servers --------------------------------------------------------------------------------------
 
 
-def running(command: list[str], port: int) -> contextlib.AbstractContextManager[str]:
-    """Start `command` and yield its URL once `/ping` answers 204, as FLaVor's client waits; stop it after."""
-    return server_running(command, port, "/ping", 204)
+def running(command_for: Callable[[int], list[str]]) -> contextlib.AbstractContextManager[str]:
+    """Start `command_for(port)` and yield its URL once `/ping` answers 204, as FLaVor's client waits; stop it after."""
+    return server_running(command_for, "/ping", 204)
+
+
+def serve_model(*options: str) -> Callable[[int], list[str]]:
+    spec = f"{__name__}:SeriesClassifier"
+    return lambda port: [sys.executable, "-m", "fovea.cli", "serve-model", spec, "--port", str(port), *options]
 
 
 @pytest.fixture(scope="module")
 def cli_url() -> Iterator[str]:
-    port = free_port()
-    spec = f"{__name__}:SeriesClassifier"
-    with running([sys.executable, "-m", "fovea.cli", "serve-model", spec, "--port", str(port)], port) as url:
+    with running(serve_model()) as url:
         yield url
 
 
@@ -232,15 +234,15 @@ def test_input_the_model_refuses_is_400_and_a_crash_is_500_without_traceback(cli
 
 
 def test_the_seed_python_api_serves_the_same_model():
-    port = free_port()
     script = (
+        "import sys\n"
         "from fovea import BaseAiCOCOInputDataModel, BaseAiCOCOOutputDataModel, InferAPP\n"
         f"from {__name__} import SeriesClassifier\n"
         "app = InferAPP(infer_function=SeriesClassifier(), input_data_model=BaseAiCOCOInputDataModel,\n"
         "               output_data_model=BaseAiCOCOOutputDataModel)\n"
-        f"app.run(port={port})\n"
+        "app.run(port=int(sys.argv[1]))\n"
     )
-    with running([sys.executable, "-c", script], port) as url:
+    with running(lambda port: [sys.executable, "-c", script, str(port)]) as url:
         files = dicom_series([600, 600])
         out = invoke(url, files, [entry(k, n) for k, (n, _) in enumerate(files)]).json()
     assert [category(out, c) for c in out["meta"]["category_ids"]] == ["bright"]
@@ -259,10 +261,7 @@ def test_serve_model_help_names_the_class_form():
 
 
 def test_limits_answer_413_before_the_model_runs():
-    port = free_port()
-    spec = f"{__name__}:SeriesClassifier"
-    command = [sys.executable, "-m", "fovea.cli", "serve-model", spec, "--port", str(port)]
-    with running([*command, "--max-request-mb", "0.05", "--max-files", "2"], port) as url:
+    with running(serve_model("--max-request-mb", "0.05", "--max-files", "2")) as url:
         files = dicom_series([1, 2, 3])
         entries = [entry(k, n) for k, (n, _) in enumerate(files)]
         too_many = invoke(url, files, entries)

@@ -341,6 +341,7 @@ def test_health_answers_while_a_large_gzip_body_inflates(big_limit_server):
     with httpx.Client(base_url=url, timeout=60) as infer, httpx.Client(base_url=url, timeout=10) as health:
         assert health.get("/v2/health/ready").status_code == 200  # the connection is open before timing starts
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            sent = time.perf_counter()
             posted = pool.submit(infer.post, "/v2/models/bright/infer", content=packed, headers=headers)
             latencies = []
             while not posted.done():
@@ -348,9 +349,12 @@ def test_health_answers_while_a_large_gzip_body_inflates(big_limit_server):
                 assert health.get("/v2/health/ready").status_code == 200
                 latencies.append(time.perf_counter() - started)
             answer = posted.result()
+            took = time.perf_counter() - sent
     # Parsed through to the model's own check: the body was inflated in full, the batch is what is refused.
     assert answer.status_code == 400 and f"batch size {batch}" in answer.json()["error"]
-    assert len(latencies) >= 5 and max(latencies) < 0.2, latencies
+    # A loop blocked by the inflate would hold one poll for most of the request; relative to the request's own
+    # duration, so a loaded machine (slower everything) does not fail it.
+    assert len(latencies) >= 5 and max(latencies) < max(0.2, took / 5), (took, latencies)
 
 
 @pytest.mark.parametrize(
