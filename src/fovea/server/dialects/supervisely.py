@@ -25,15 +25,13 @@ from fovea.server.uploads import parse_json, read_files, read_form, save_upload
 from fovea.sessions.custom import AnySession
 from fovea.sessions.requests import AsyncRequest
 
-from .supervisely_state import (
+from .supervisely_info import deploy_info, memory_status, session_info
+from .supervisely_requests import (
     SYNC_VIDEO_MAX_FRAMES,
     default_settings,
-    deploy_info,
     first,
-    memory_status,
     request_settings,
     result_dict,
-    session_info,
     video_request,
 )
 

@@ -2,7 +2,7 @@
 
 import fovea
 from fovea.core.card import ModelCard
-from fovea.server.dialects.supervisely_state import deploy_info
+from fovea.server.dialects.supervisely_info import deploy_info
 from fovea.sessions.session import ModelSession
 from tests.core.graphs import constant_outputs
 
