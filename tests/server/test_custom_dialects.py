@@ -239,3 +239,28 @@ def test_flavor_invocations_still_answer_the_models_own_aicoco(detector):
     )
     assert response.status_code == 200, response.text
     assert [a["bbox"] for a in response.json()["annotations"]] == [[list(SPOT)]]
+
+
+def test_the_limits_hold_before_the_models_reader_sees_an_upload():
+    from fastapi.testclient import TestClient
+
+    from fovea.core.io import Limits
+    from fovea.server.infer_app import InferAPP
+
+    class Counting(SpotDetector):
+        reads = 0
+
+        def data_reader(self, files=None, **kwargs):
+            Counting.reads += 1
+            return super().data_reader(files)
+
+    app = InferAPP(Counting(), limits=Limits(max_decoded_bytes=10_000))  # a 160x120 RGB image decodes to 57,600
+    with TestClient(app.app) as client:
+        answer = client.post("/inference_image", files={"files": ("big.png", spot_png())})
+        v2 = client.post(
+            "/v2/models/Counting/infer",
+            content=spot_png(),
+            headers={"Content-Type": "image/png", "Inference-Header-Content-Length": "0"},
+        )
+    assert answer.status_code == 413 and "big.png" in answer.json()["message"]
+    assert v2.status_code == 413 and Counting.reads == 0

@@ -38,8 +38,11 @@ def test_max_decoded_mb_refuses_a_larger_image_with_413(zoo_dir):
     with serve(zoo_dir / "digits-lenet.onnx", "--max-decoded-mb", "0.1") as url:
         assert invoke(url, "small.png", small).status_code == 200
         refused = invoke(url, "large.png", large)
+        headers = {"Content-Type": "image/png", "Inference-Header-Content-Length": "0"}
+        by_v2 = httpx.post(f"{url}/v2/models/digits-lenet/infer", content=large, headers=headers, timeout=60)
     assert refused.status_code == 413, refused.text
     assert "bytes" in refused.text and "Traceback" not in refused.text
+    assert by_v2.status_code == 413 and by_v2.json()["error"].startswith("body: "), by_v2.text  # which upload
 
 
 def sparse_file(path, size):

@@ -8,9 +8,9 @@ render. Which strategy, and so the task and the output classes the dialects anno
 says with FLaVor's `self.formatter = AiCOCO...OutputStrategy()` or a `task` attribute; a model that says neither is
 served at `/invocations` only.
 
-The upload is decoded once by Fovea's own readers first: the session's limits (bytes, pixels, frames) hold before
-the model's reader sees a file, and the image size is what the predictions of image-level and detection strategies
-(which cannot know it) are given.
+The upload is decoded by Fovea's own readers first (a JPEG at its smallest scale): the session's limits (bytes,
+pixels, frames) hold before the model's reader sees a file, and the image size is what the predictions of image-level
+and detection strategies (which cannot know it) are given.
 """
 
 from __future__ import annotations
@@ -167,7 +167,9 @@ class CustomSession:
     # -- in a worker thread -----------------------------------------------------------------------
 
     def _predict_file(self, data: bytes, name: str, settings: Mapping[str, Any]) -> Prediction:
-        item = self.read(data, name)  # the limits hold before the model's reader sees the file
+        # The limits hold before the model's reader sees the file. Only checked and sized here, so a JPEG is decoded at
+        # its smallest DCT scale (its original size is still known): a few ms less per request than a full decode.
+        item = read_input(data, name=name, limits=self.limits, min_size=(1, 1))
         with tempfile.TemporaryDirectory(prefix="fovea-infer-") as folder:
             path = write_upload(Path(folder), 0, name, data)
             entry = {"id": uuid.uuid4().hex, "index": 0, "file_name": name, "category_ids": None, "regressions": None}

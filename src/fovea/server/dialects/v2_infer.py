@@ -209,15 +209,21 @@ async def _run_image(
 ) -> tuple[Batch, list[np.ndarray]]:
     try:
         return await session.run_upload(data, name, timing)
-    except InputError as exc:  # which element of the request it was, for a many-image request
-        raise InputError(f"{name}: {exc}") from None
+    except InputError as exc:
+        raise _naming(exc, name) from None
 
 
 async def _predict_image(session: CustomSession, data: bytes, name: str, settings: dict[str, Any]) -> Prediction:
     try:
         return await session.predict_upload(data, name, settings)
     except InputError as exc:
-        raise InputError(f"{name}: {exc}") from None
+        raise _naming(exc, name) from None
+
+
+def _naming(exc: InputError, name: str) -> InputError:
+    """The error with which element of the request it was, for a many-image request; a limit stays a limit (413)."""
+    kind = LimitExceeded if isinstance(exc, LimitExceeded) else InputError
+    return kind(f"{name}: {exc}", exc.detail)
 
 
 def _inputs(
