@@ -2,6 +2,7 @@
 
 import pytest
 
+from fovea.platform.models import DeployedSession
 from tests.platform.conftest import bearer, login, register
 
 
@@ -102,3 +103,25 @@ def test_ids_name_the_session_datasets_images_and_the_owners_videos(backend, dep
     assert backend.delete(f"/backend/videos/{video_id}", headers=other).status_code == 404
     assert backend.delete(f"/backend/videos/{video_id}", headers=owner).status_code == 204
     assert call("inference_video_id", videoId=video_id).status_code == 404
+
+
+def test_a_deleted_sessions_model_unloads_only_once_its_row_is_gone(backend, deployed):
+    owner, weights = deployed
+    item = backend.post("/backend/sessions", json={"modelweights_id": weights}, headers=owner).json()
+    state = backend.app.app.state  # backend.app is the SessionHost around the platform app
+    sessions = state.sessions
+    seen = []
+    forget = sessions.forget
+
+    def checking(record_id):
+        # What another request would find at this moment: the row must be gone, or it could load the session again.
+        with state.db.transaction() as db:
+            seen.append(db.get(DeployedSession, record_id))
+        forget(record_id)
+
+    sessions.forget = checking
+    try:
+        assert backend.delete(f"/backend/sessions/{item['id']}", headers=owner).status_code == 204
+    finally:
+        sessions.forget = forget
+    assert seen == [None]

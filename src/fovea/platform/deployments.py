@@ -19,6 +19,7 @@ from fovea.core.card import ModelCard
 from fovea.core.settings import resolve_settings
 from fovea.platform.auth import now
 from fovea.platform.datasets import get_dataset
+from fovea.platform.db import Database
 from fovea.platform.errors import InputError, NotFound
 from fovea.platform.models import DeployedSession, User, Weights
 from fovea.platform.security import token_hash
@@ -119,8 +120,11 @@ def update_settings(db: Session, user: User, session_id: int, settings: object) 
     return record
 
 
-def delete(db: Session, user: User, session_id: int) -> None:
-    db.delete(owned(db, user, session_id))
+def delete(database: Database, user: User, session_id: int) -> None:
+    """Delete the record in a transaction of its own: once this returns, no process can load the session again,
+    so the caller may unload it (an unload before the commit could be undone by a request reloading it)."""
+    with database.transaction() as db:
+        db.delete(owned(db, db.merge(user), session_id))
 
 
 def by_token(db: Session, token: str) -> tuple[DeployedSession, Weights] | None:

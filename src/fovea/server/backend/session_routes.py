@@ -7,7 +7,7 @@ from fastapi import APIRouter, Request, Response
 
 from fovea.platform import deployments
 from fovea.platform.models import DeployedSession
-from fovea.server.backend.deps import DB, BackendRoute, CurrentUser, JsonBody, PathId, settings
+from fovea.server.backend.deps import DB, BackendRoute, CurrentUser, JsonBody, PathId, database, settings
 from fovea.server.backend.schemas.common import json_body_schema
 from fovea.server.backend.schemas.sessions import SessionCreateRequest, SessionItem, SessionPatchRequest
 
@@ -45,7 +45,7 @@ def patch_session(session_id: PathId, request: Request, user: CurrentUser, db: D
 
 
 @router.delete("/sessions/{session_id}", status_code=204)
-def delete_session(session_id: PathId, request: Request, user: CurrentUser, db: DB) -> Response:
-    deployments.delete(db, user, session_id)
+def delete_session(session_id: PathId, request: Request, user: CurrentUser) -> Response:
+    deployments.delete(database(request), user, session_id)
     from_thread.run_sync(request.app.state.sessions.forget, session_id)  # the loaded sessions live on the loop
     return Response(status_code=204)
