@@ -32,7 +32,7 @@ def platform(tmp_path, zoo_dir):
     seed_demo(settings, db, zoo_dir)
     with db.transaction() as session:
         admin = session.scalar(select(User).where(User.username == settings.admin_username))
-        project = projects.create_project(session, admin, {"name": "jobs", "task_id": TaskId.CLASSIFICATION})
+        project = projects.create_project(session, admin, projects.ProjectFields("jobs", TaskId.CLASSIFICATION))
         digits = session.scalar(select(Dataset).where(Dataset.name == "Digits"))
         lenet = session.scalar(select(Weights).where(Weights.name == "LeNet_Digits"))
         ids = {"admin": admin.id, "project": project.id, "digits": digits.id, "lenet": lenet.id}

@@ -60,6 +60,21 @@ def test_every_operation_that_reads_a_body_describes_it(document):
     assert not undescribed, undescribed
 
 
+def test_invalid_input_is_documented_as_the_400_it_answers(document):
+    """The app answers invalid input (a malformed id, a bad body) with 400 and its error body (backend-api.md §1.1),
+    never FastAPI's 422: the document must say so for every operation that reads parameters or a body."""
+    with_422 = [name for name, operation in operations(document) if "422" in operation["responses"]]
+    assert not with_422, with_422
+    readers = [(name, op) for name, op in operations(document) if op.get("parameters") or op.get("requestBody")]
+    assert len(readers) > 40
+    without_400 = [name for name, operation in readers if "400" not in operation["responses"]]
+    assert not without_400, without_400
+    for name, operation in readers:
+        body = resolve(document, operation["responses"]["400"]["content"]["application/json"]["schema"])
+        assert body["required"] == ["error"] and body["properties"]["error"]["type"] == "string", name
+    assert "HTTPValidationError" not in document["components"]["schemas"]
+
+
 def test_the_weights_item_is_the_reference_shape(document):
     operation = document["paths"]["/backend/weights/{weights_id}"]["get"]
     schema = resolve(document, operation["responses"]["200"]["content"]["application/json"]["schema"])

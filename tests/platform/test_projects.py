@@ -62,6 +62,22 @@ def test_project_lifecycle_and_sharing(backend):
     assert backend.get(f"/backend/projects/{pid}", headers=owner).status_code == 404
 
 
+def test_updates_tell_a_field_sent_as_null_from_one_left_out(backend):
+    owner = register(backend, "owner")
+    pid = backend.post("/backend/projects", json={"name": "p", "task_id": 1}, headers=owner).json()["id"]
+    unknown_task = {"error": "task None does not exist", "detail": {"fields": {"task_id": ["Unknown task."]}}}
+    for method, body, status, error in [
+        ("put", {"name": "n"}, 400, {"error": "missing fields: task_id"}),
+        ("patch", {"task_id": None}, 400, unknown_task),
+        ("patch", {"users": None}, 400, {"error": "users is required"}),
+        ("patch", {}, 200, None),
+    ]:
+        response = getattr(backend, method)(f"/backend/projects/{pid}", json=body, headers=owner)
+        assert response.status_code == status and (error is None or response.json() == error), (body, response.text)
+    project = backend.get(f"/backend/projects/{pid}", headers=owner).json()
+    assert project == {"id": pid, "name": "p", "task_id": 1, "users": [{"username": "owner", "permission": "OWN"}]}
+
+
 @pytest.mark.parametrize(
     ("method", "body"),
     [("get", None), ("put", {"name": "n", "task_id": 1}), ("patch", {"name": "n"}), ("delete", None)],

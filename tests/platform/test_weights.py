@@ -106,6 +106,25 @@ def test_sharing_public_and_permissions(backend, onnx_bytes):
     assert bad_layer.status_code == 400 and "layer_to_remove" in bad_layer.json()["error"]
 
 
+def test_updates_tell_a_field_sent_as_null_from_one_left_out(backend, onnx_bytes):
+    owner = bearer(login(backend))
+    model_id = make_model(backend, owner)
+    weights_id = upload(backend, owner, onnx_bytes, name="w", model_id=model_id).json()["weight_id"]
+    url = f"/backend/weights/{weights_id}"
+    for method, body, status, error in [
+        ("put", {"name": "n"}, 400, "missing fields: public"),
+        ("patch", {"users": None}, 400, "users is required"),
+        ("patch", {"name": None}, 400, "name must be 1-200 characters"),
+        ("patch", {"pretrained_on": 5}, 400, "pretrained_on is read-only"),
+        ("patch", {"model_id": model_id, "pretrained_on": None}, 200, None),  # read-only fields equal to the stored
+        ("patch", {}, 200, None),
+    ]:
+        response = getattr(backend, method)(url, json=body, headers=owner)
+        assert response.status_code == status and response.json().get("error") == error, (body, response.text)
+    item = backend.get(url, headers=owner).json()
+    assert item["name"] == "w" and item["classes"] == "cat,dog,bird" and len(item["users"]) == 1
+
+
 def test_properties(backend):
     headers = bearer(login(backend))
     rows = backend.get("/backend/properties", headers=headers).json()

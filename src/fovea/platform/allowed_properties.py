@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import math
 import re
-from typing import Any
+from dataclasses import dataclass, replace
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -17,15 +17,21 @@ _COMPARISON = re.compile(r"^\s*(>=|<=|>|<)\s*(-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)\
 POSITIVE = {"epochs", "batch size", "input height", "input width"}
 
 
-def row_json(row: AllowedProperty) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "allowed_value": row.allowed_value,
-        "default_value": row.default_value,
-        "property_id": row.property_id,
-        "model_id": row.model_id,
-        "dataset_id": row.dataset_id,
-    }
+@dataclass(frozen=True)
+class RowFields:
+    """`POST allowedProperties`, `PUT`/`PATCH allowedProperties/{id}` (backend-api.md §8): a row's fields as sent (None
+    when absent), each checked by `save` with its own message. `sent` names the fields the body held: an update keeps
+    the row's values of the others."""
+
+    property_id: object = None
+    model_id: object = None
+    dataset_id: object = None
+    allowed_value: object = None
+    default_value: object = None
+    sent: frozenset[str] = frozenset()
+
+
+_COLUMNS = ("property_id", "model_id", "dataset_id", "allowed_value", "default_value")
 
 
 def list_rows(db: Session, model_id: int, property_id: int | None, dataset_id: int | None) -> list[AllowedProperty]:
@@ -112,30 +118,32 @@ def satisfies(prop: Property, allowed: str | None, value: str) -> bool:
     return True
 
 
-def save(db: Session, user: User, body: dict[str, Any], row: AllowedProperty | None = None) -> AllowedProperty:
+def save(db: Session, user: User, fields: RowFields, row: AllowedProperty | None = None) -> AllowedProperty:
     """Create (row None) or update an allowedProperties row; staff only."""
     if not user.is_staff:
         raise Forbidden("only staff may change allowedProperties")
-    merged = {**(row_json(row) if row else {}), **body}
-    prop = db.get(Property, merged.get("property_id")) if isinstance(merged.get("property_id"), int) else None
+    if row is not None:  # an update: what the body left out keeps the row's value
+        fields = replace(fields, **{key: getattr(row, key) for key in _COLUMNS if key not in fields.sent})
+    prop = db.get(Property, fields.property_id) if isinstance(fields.property_id, int) else None
     if prop is None:
         raise InputError("property_id must name a property")
-    if not isinstance(merged.get("model_id"), int) or db.get(ArchModel, merged["model_id"]) is None:
+    model_id = fields.model_id
+    if not isinstance(model_id, int) or db.get(ArchModel, model_id) is None:
         raise InputError("model_id must name a model")
-    dataset_id = merged.get("dataset_id")
+    dataset_id = fields.dataset_id
     if dataset_id is not None and (not isinstance(dataset_id, int) or db.get(Dataset, dataset_id) is None):
         raise NotFound(f"dataset {dataset_id} not found")
-    allowed = check_allowed(prop, merged.get("allowed_value"))
-    default = merged.get("default_value")
+    allowed = check_allowed(prop, fields.allowed_value)
+    default = fields.default_value
     if default is not None:
         default = check_value(prop, str(default))
         if not satisfies(prop, allowed, default):
             raise InputError(f"default_value {default!r} does not satisfy allowed_value {allowed!r}")
-    clash = list_rows(db, merged["model_id"], prop.id, dataset_id)
+    clash = list_rows(db, model_id, prop.id, dataset_id)
     if any(other.id != (row.id if row else None) for other in clash):
         raise InputError("a row for this property, model and dataset already exists")
     row = row or AllowedProperty()
-    row.property_id, row.model_id, row.dataset_id = prop.id, merged["model_id"], dataset_id
+    row.property_id, row.model_id, row.dataset_id = prop.id, model_id, dataset_id
     row.allowed_value, row.default_value = allowed, default
     db.add(row)
     db.flush()

@@ -39,6 +39,18 @@ class IssuedTokens:
         }
 
 
+@dataclass(frozen=True)
+class RegistrationForm:
+    """`POST auth/user` (backend-api.md §2): the fields as sent (None when absent); `register` checks each, with its
+    own per-field message."""
+
+    username: object = None
+    email: object = None
+    password: object = None
+    first_name: object = None
+    last_name: object = None
+
+
 class AuthService:
     def __init__(self, settings: PlatformSettings) -> None:
         self.settings = settings
@@ -110,21 +122,20 @@ class AuthService:
             raise Unauthenticated("Invalid or expired token.")
         return found.user
 
-    def register(self, db: Session, body: dict[str, object]) -> User:
+    def register(self, db: Session, form: RegistrationForm) -> User:
         if not self.settings.registration_open:
             raise Forbidden("registration is disabled")
-        fields = {k: body.get(k) for k in ("username", "email", "password", "first_name", "last_name")}
         problems: dict[str, list[str]] = {}
         for key in ("username", "email", "password"):
-            if not isinstance(fields[key], str) or not fields[key]:
+            if not isinstance(value := getattr(form, key), str) or not value:
                 problems[key] = ["This field is required."]
         for key in ("first_name", "last_name"):
-            if fields[key] is not None and not isinstance(fields[key], str):
+            if (value := getattr(form, key)) is not None and not isinstance(value, str):
                 problems[key] = ["Not a valid string."]
         if problems:
             raise InputError("invalid registration", {"fields": problems})
-        username = normalize_username(str(fields["username"]))
-        email, password = str(fields["email"]), str(fields["password"])
+        username = normalize_username(str(form.username))
+        email, password = str(form.email), str(form.password)
         if problem := username_problem(db, username):
             problems["username"] = [problem]
         if not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", email):
@@ -138,8 +149,8 @@ class AuthService:
         user = User(
             username=username,
             email=email,
-            first_name=str(fields["first_name"] or ""),
-            last_name=str(fields["last_name"] or ""),
+            first_name=str(form.first_name or ""),
+            last_name=str(form.last_name or ""),
             password_hash=hash_password(password),
             date_joined=now(),
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -80,7 +81,20 @@ def _parsed(path: str, mtime_ns: int, size: int, segmentation: bool) -> DatasetS
     return load_dataset_yaml(Path(path), segmentation=segmentation)
 
 
-def create_dataset(database: Database, user: User, fields: dict[str, Any], archive: bytes, storage: Path) -> Dataset:
+@dataclass(frozen=True)
+class NewDataset:
+    """`POST datasets` (backend-api.md §7): the fields besides the archive, as sent (None when absent), each checked
+    here with its own message."""
+
+    name: object = None
+    task_id: object = None
+    public: object = False
+    users: object = None
+    ctype: object = None
+    ctype_gt: object = None
+
+
+def create_dataset(database: Database, user: User, fields: NewDataset, archive: bytes, storage: Path) -> Dataset:
     """Extract, validate and register an uploaded archive in a transaction of its own; the extracted folder goes
     again if anything fails, the commit included."""
     folder = None
@@ -95,22 +109,20 @@ def create_dataset(database: Database, user: User, fields: dict[str, Any], archi
     return dataset
 
 
-def _create_dataset(
-    db: Session, user: User, fields: dict[str, Any], archive: bytes, storage: Path
-) -> tuple[Dataset, Path]:
+def _create_dataset(db: Session, user: User, fields: NewDataset, archive: bytes, storage: Path) -> tuple[Dataset, Path]:
     """Extract, validate and register an uploaded archive; returns the row and its folder (removed on failure)."""
-    name = fields.get("name")
+    name = fields.name
     if not isinstance(name, str) or not 1 <= len(name) <= 255:
         raise InputError("name must be 1-255 characters", {"fields": {"name": ["This field is required."]}})
-    task_id = fields.get("task_id")
+    task_id = fields.task_id
     if not isinstance(task_id, int) or isinstance(task_id, bool) or db.get(Task, task_id) is None:
         raise InputError(f"task {task_id!r} does not exist", {"fields": {"task_id": ["Unknown task."]}})
-    ctype = fields.get("ctype") or "RGB"
-    ctype_gt = fields.get("ctype_gt") or ("GRAY" if task_id == TaskId.SEGMENTATION else None)
+    ctype = fields.ctype or "RGB"
+    ctype_gt = fields.ctype_gt or ("GRAY" if task_id == TaskId.SEGMENTATION else None)
     for key, value in (("ctype", ctype), ("ctype_gt", ctype_gt)):
         if value is not None and value not in CTYPES:
             raise InputError(f"{key} must be one of {', '.join(CTYPES)}")
-    members = parse_members(db, fields.get("users"), user)
+    members = parse_members(db, fields.users, user)
     folder = new_dataset_dir(storage)
     try:
         extract_zip(archive, folder)
@@ -126,7 +138,7 @@ def _create_dataset(
         name=name,
         path=str(yaml_path.relative_to(storage)),
         task_id=task_id,
-        public=bool(fields.get("public", False)),
+        public=bool(fields.public),
         ctype=ctype,
         ctype_gt=ctype_gt,
         classes=",".join(spec.classes) or None,

@@ -169,9 +169,7 @@ def create_inference(db: Session, user: User, order: InferenceOrder, storage: Pa
     return _new_process(db, user, project.id, weights.id, dataset.id, settings=json.dumps(settings))
 
 
-def create_single(
-    db: Session, user: User, order: InferenceOrder, storage: Path, limits: Any
-) -> tuple[Process, Path]:
+def create_single(db: Session, user: User, order: InferenceOrder, storage: Path, limits: Any) -> tuple[Process, Path]:
     """Store the one image as a hidden single-image dataset; returns the process and that dataset's folder."""
     project, weights, model = _common_checks(db, user, order)
     forced = {"Batch size": "1", "Epochs": "1"}

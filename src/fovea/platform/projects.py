@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -55,26 +56,37 @@ def _check_task(db: Session, task_id: Any) -> int:
     return task_id
 
 
-def create_project(db: Session, user: User, body: dict[str, Any]) -> Project:
-    name, task_id = _check_name(body.get("name")), _check_task(db, body.get("task_id"))
-    members = _members(db, body.get("users"), user)
+@dataclass(frozen=True)
+class ProjectFields:
+    """`POST projects`, `PUT`/`PATCH projects/{id}` (backend-api.md §3): the fields as sent (None when absent), each
+    checked here with its own message. `sent` names the fields the body held: an update changes only those."""
+
+    name: object = None
+    task_id: object = None
+    users: object = None
+    sent: frozenset[str] = frozenset()
+
+
+def create_project(db: Session, user: User, fields: ProjectFields) -> Project:
+    name, task_id = _check_name(fields.name), _check_task(db, fields.task_id)
+    members = _members(db, fields.users, user)
     project = Project(name=name, task_id=task_id, members=members)
     db.add(project)
     db.flush()
     return project
 
 
-def update_project(db: Session, user: User, project_id: int, body: dict[str, Any], *, partial: bool) -> Project:
+def update_project(db: Session, user: User, project_id: int, fields: ProjectFields, *, partial: bool) -> Project:
     project = get_project(db, user, project_id, need=OWN)
     if not partial:
-        missing = [k for k in ("name", "task_id") if k not in body]
+        missing = [k for k in ("name", "task_id") if k not in fields.sent]
         if missing:
             raise InputError(f"missing fields: {', '.join(missing)}")
-    name = _check_name(body["name"]) if "name" in body else project.name
-    task_id = _check_task(db, body["task_id"]) if "task_id" in body else project.task_id
+    name = _check_name(fields.name) if "name" in fields.sent else project.name
+    task_id = _check_task(db, fields.task_id) if "task_id" in fields.sent else project.task_id
     if task_id != project.task_id and _processes(db, project):
         raise InputError("task_id cannot change once the project has processes", {"fields": {"task_id": ["Pinned."]}})
-    members = _members(db, body["users"], None) if "users" in body else None
+    members = _members(db, fields.users, None) if "users" in fields.sent else None
     project.name, project.task_id = name, task_id
     if members is not None:  # replace the whole list; flush the removals before re-adding a kept user
         project.members.clear()

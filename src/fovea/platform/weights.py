@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,21 @@ from fovea.platform.onnx_check import validate_onnx
 from fovea.platform.sharing import check_not_in_use, parse_members
 from fovea.platform.storage import weights_file
 
-WRITABLE = ("name", "public", "users", "dataset_id", "layer_to_remove", "classes")
+
+@dataclass(frozen=True)
+class WeightsChanges:
+    """`PUT`/`PATCH weights/{id}` (backend-api.md §6): the fields as sent, each checked here with its own message.
+    `sent` names the fields the body held: only those change (PUT needs `name` and `public` among them)."""
+
+    name: object = None
+    public: object = None
+    users: object = None
+    dataset_id: object = None
+    layer_to_remove: object = None
+    classes: object = None
+    model_id: object = None  # read-only, like pretrained_on: when sent, it must equal the stored value
+    pretrained_on: object = None
+    sent: frozenset[str] = frozenset()
 
 
 def default_settings(card: str) -> dict[str, Any]:
@@ -155,32 +170,33 @@ def _create_weights(db: Session, user: User, fields: dict[str, Any], data: bytes
 
 
 def update_weights(
-    db: Session, user: User, weights_id: int, body: dict[str, Any], *, partial: bool, storage: Path
+    db: Session, user: User, weights_id: int, changes: WeightsChanges, *, partial: bool, storage: Path
 ) -> Weights:
     w = get_weights(db, user, weights_id, need=OWN)
+    sent = changes.sent
     for key in ("model_id", "pretrained_on"):
-        if key in body and body[key] != getattr(w, key):
+        if key in sent and getattr(changes, key) != getattr(w, key):
             raise InputError(f"{key} is read-only")
     if not partial:
-        missing = [k for k in ("name", "public") if k not in body]
+        missing = [k for k in ("name", "public") if k not in sent]
         if missing:
             raise InputError(f"missing fields: {', '.join(missing)}")
-    if "dataset_id" in body:
-        dataset = _dataset(db, user, body["dataset_id"], db.get(ArchModel, w.model_id).task_id)
+    if "dataset_id" in sent:
+        dataset = _dataset(db, user, changes.dataset_id, db.get(ArchModel, w.model_id).task_id)
         w.dataset_id = dataset.id if dataset else None
-    name = body.get("name", w.name)
+    name = changes.name if "name" in sent else w.name
     if not isinstance(name, str) or not 1 <= len(name) <= 200:
         raise InputError("name must be 1-200 characters")
-    classes = class_list(body["classes"]) if "classes" in body else class_list(w.classes)
-    layer = body.get("layer_to_remove", w.layer_to_remove) or None
-    if "classes" in body or "layer_to_remove" in body:
+    classes = class_list(changes.classes if "classes" in sent else w.classes)
+    layer = (changes.layer_to_remove if "layer_to_remove" in sent else w.layer_to_remove) or None
+    if "classes" in sent or "layer_to_remove" in sent:
         model = db.get(ArchModel, w.model_id)
         validate_onnx(weights_file(storage, w.id).read_bytes(), model.task_id, classes, layer)
-    members = parse_members(db, body["users"], None) if "users" in body else None
+    members = parse_members(db, changes.users, None) if "users" in sent else None
     w.name, w.layer_to_remove = name, layer
     w.classes = ",".join(classes) if classes else None
-    if "public" in body:
-        w.public = _bool(body["public"], "public")
+    if "public" in sent:
+        w.public = _bool(changes.public, "public")
     if members is not None:
         w.members.clear()
         db.flush()

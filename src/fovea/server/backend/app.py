@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from starlette.types import ASGIApp
@@ -29,6 +30,7 @@ from fovea.server.backend import (
     training_routes,
     weights_routes,
 )
+from fovea.server.backend.schemas.common import bad_requests_are_400
 from fovea.server.errors import install_http_error_handler
 from fovea.server.net import SessionHost
 from fovea.server.paths import NormalizePath
@@ -83,6 +85,13 @@ def create_backend_app(settings: PlatformSettings, db: Database) -> ASGIApp:
     app = FastAPI(
         title="Fovea", lifespan=lifespan, redirect_slashes=False, docs_url="/docs", openapi_url="/openapi.json"
     )
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = bad_requests_are_400(FastAPI.openapi(app))
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     app.state.settings = settings
     app.state.db = db
     app.state.auth = AuthService(settings)

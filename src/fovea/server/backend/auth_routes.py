@@ -12,7 +12,7 @@ from fovea.platform.errors import NotFound, OAuthError
 from fovea.platform.models import User
 from fovea.server.backend.deps import DB, BackendRoute, CurrentUser, JsonBody, PathId, auth_service
 from fovea.server.backend.schemas.auth import OAuthProblem, Registration, RevokeForm, TokenForm, Tokens, UserItem
-from fovea.server.backend.schemas.common import form_body_schema, json_body_schema
+from fovea.server.backend.schemas.common import form_body_schema, json_body_schema, parse_body
 
 router = APIRouter(prefix="/auth", route_class=BackendRoute)
 
@@ -57,7 +57,7 @@ def revoke_token(request: Request, db: DB, form: FormFields) -> Response:
 
 @router.post("/user", status_code=201, openapi_extra=json_body_schema(Registration))
 def register(request: Request, db: DB, body: JsonBody) -> UserItem:
-    return UserItem.of(auth_service(request).register(db, body))
+    return UserItem.of(auth_service(request).register(db, parse_body(Registration, body).form()))
 
 
 @router.get("/user")

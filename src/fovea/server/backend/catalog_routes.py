@@ -6,8 +6,8 @@ from fastapi import APIRouter, Request, Response
 
 from fovea.platform import catalog, projects
 from fovea.server.backend.deps import DB, BackendRoute, CurrentUser, JsonBody, PathId, QueryId, database, settings
-from fovea.server.backend.schemas.catalog import ModelItem, NewModel, ProjectFields, ProjectItem, TaskItem
-from fovea.server.backend.schemas.common import json_body_schema
+from fovea.server.backend.schemas.catalog import ModelItem, NewModel, ProjectItem, ProjectRequest, TaskItem
+from fovea.server.backend.schemas.common import json_body_schema, parse_body
 
 router = APIRouter(route_class=BackendRoute)
 
@@ -47,19 +47,21 @@ def get_project(project_id: PathId, user: CurrentUser, db: DB) -> ProjectItem:
     return ProjectItem.of(projects.get_project(db, user, project_id))
 
 
-@router.post("/projects", status_code=201, openapi_extra=json_body_schema(ProjectFields))
+@router.post("/projects", status_code=201, openapi_extra=json_body_schema(ProjectRequest))
 def create_project(user: CurrentUser, db: DB, body: JsonBody) -> ProjectItem:
-    return ProjectItem.of(projects.create_project(db, user, body))
+    return ProjectItem.of(projects.create_project(db, user, parse_body(ProjectRequest, body).fields()))
 
 
-@router.put("/projects/{project_id}", openapi_extra=json_body_schema(ProjectFields))
+@router.put("/projects/{project_id}", openapi_extra=json_body_schema(ProjectRequest))
 def replace_project(project_id: PathId, user: CurrentUser, db: DB, body: JsonBody) -> ProjectItem:
-    return ProjectItem.of(projects.update_project(db, user, project_id, body, partial=False))
+    fields = parse_body(ProjectRequest, body).fields()
+    return ProjectItem.of(projects.update_project(db, user, project_id, fields, partial=False))
 
 
-@router.patch("/projects/{project_id}", openapi_extra=json_body_schema(ProjectFields))
+@router.patch("/projects/{project_id}", openapi_extra=json_body_schema(ProjectRequest))
 def patch_project(project_id: PathId, user: CurrentUser, db: DB, body: JsonBody) -> ProjectItem:
-    return ProjectItem.of(projects.update_project(db, user, project_id, body, partial=True))
+    fields = parse_body(ProjectRequest, body).fields()
+    return ProjectItem.of(projects.update_project(db, user, project_id, fields, partial=True))
 
 
 @router.delete("/projects/{project_id}", status_code=204)

@@ -27,7 +27,7 @@ from fovea.server.backend.deps import (
     json_body,
     settings,
 )
-from fovea.server.backend.schemas.common import binary, form_body_schema, json_body_schema
+from fovea.server.backend.schemas.common import binary, form_body_schema, json_body_schema, parse_body
 from fovea.server.backend.schemas.datasets import DatasetImage, DatasetItem, DatasetUpload
 
 router = APIRouter(route_class=BackendRoute)
@@ -84,10 +84,10 @@ async def create_dataset(request: Request, user: CurrentUser) -> DatasetItem:
     else:
         fields, archive = await _by_url(request)
     # Extracting and checking the archive takes seconds: in a worker thread, so other requests go on meanwhile.
-    return await run_in_threadpool(_create_dataset, request, user, fields, archive)
+    return await run_in_threadpool(_create_dataset, request, user, parse_body(DatasetUpload, fields).dataset(), archive)
 
 
-def _create_dataset(request: Request, user: User, fields: dict[str, Any], archive: bytes) -> DatasetItem:
+def _create_dataset(request: Request, user: User, fields: datasets.NewDataset, archive: bytes) -> DatasetItem:
     dataset = datasets.create_dataset(database(request), user, fields, archive, settings(request).storage_dir)
     return DatasetItem.of(dataset)
 

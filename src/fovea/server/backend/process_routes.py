@@ -127,9 +127,7 @@ def media(process_id: str, image_id: PathId, request: Request, user: CurrentUser
     return _mask(request, user, db, process_id, f"{image_id}.png", "image/png")
 
 
-@router.get(
-    "/media/{process_id}/{image_id}.nii.gz", response_class=Response, responses=binary("application/gzip")
-)
+@router.get("/media/{process_id}/{image_id}.nii.gz", response_class=Response, responses=binary("application/gzip"))
 def volume_media(process_id: str, image_id: PathId, request: Request, user: CurrentUser, db: DB) -> Response:
     """A volume's mask: gzipped NIfTI-1 with the scan's affine, class indices as for PNG masks."""
     return _mask(request, user, db, process_id, f"{image_id}.nii.gz", "application/gzip", download=True)

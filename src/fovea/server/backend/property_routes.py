@@ -8,7 +8,7 @@ from fovea.platform import allowed_properties, properties
 from fovea.platform.datasets import get_dataset
 from fovea.platform.errors import InputError
 from fovea.server.backend.deps import DB, BackendRoute, CurrentUser, JsonBody, PathId, QueryId
-from fovea.server.backend.schemas.common import json_body_schema
+from fovea.server.backend.schemas.common import json_body_schema, parse_body
 from fovea.server.backend.schemas.properties import AllowedPropertyFields, AllowedPropertyItem, PropertyItem
 
 router = APIRouter(route_class=BackendRoute)
@@ -41,11 +41,12 @@ def list_allowed(
 
 @router.post("/allowedProperties", status_code=201, openapi_extra=json_body_schema(AllowedPropertyFields))
 def create_allowed(user: CurrentUser, db: DB, body: JsonBody) -> AllowedPropertyItem:
-    return AllowedPropertyItem.of(allowed_properties.save(db, user, body))
+    return AllowedPropertyItem.of(allowed_properties.save(db, user, parse_body(AllowedPropertyFields, body).fields()))
 
 
 @router.put("/allowedProperties/{row_id}", openapi_extra=json_body_schema(AllowedPropertyFields))
 @router.patch("/allowedProperties/{row_id}", openapi_extra=json_body_schema(AllowedPropertyFields))
 def update_allowed(row_id: PathId, user: CurrentUser, db: DB, body: JsonBody) -> AllowedPropertyItem:
     row = allowed_properties.get_row(db, row_id)
-    return AllowedPropertyItem.of(allowed_properties.save(db, user, body, row))
+    fields = parse_body(AllowedPropertyFields, body).fields()
+    return AllowedPropertyItem.of(allowed_properties.save(db, user, fields, row))

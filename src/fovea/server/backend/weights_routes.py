@@ -27,7 +27,7 @@ from fovea.server.backend.deps import (
     json_body,
     settings,
 )
-from fovea.server.backend.schemas.common import binary, form_body_schema, json_body_schema
+from fovea.server.backend.schemas.common import binary, form_body_schema, json_body_schema, parse_body
 from fovea.server.backend.schemas.weights import (
     DownloadStatus,
     WeightsCreated,
@@ -122,14 +122,14 @@ def weights_status(user: CurrentUser, db: DB, process_id: str | None = None) -> 
 
 @router.put("/weights/{weights_id}", openapi_extra=json_body_schema(WeightsFields))
 def replace_weights(weights_id: PathId, request: Request, user: CurrentUser, db: DB, body: JsonBody) -> WeightsItem:
-    storage = settings(request).storage_dir
-    return WeightsItem.of(weights.update_weights(db, user, weights_id, body, partial=False, storage=storage))
+    storage, changes = settings(request).storage_dir, parse_body(WeightsFields, body).changes()
+    return WeightsItem.of(weights.update_weights(db, user, weights_id, changes, partial=False, storage=storage))
 
 
 @router.patch("/weights/{weights_id}", openapi_extra=json_body_schema(WeightsFields))
 def patch_weights(weights_id: PathId, request: Request, user: CurrentUser, db: DB, body: JsonBody) -> WeightsItem:
-    storage = settings(request).storage_dir
-    return WeightsItem.of(weights.update_weights(db, user, weights_id, body, partial=True, storage=storage))
+    storage, changes = settings(request).storage_dir, parse_body(WeightsFields, body).changes()
+    return WeightsItem.of(weights.update_weights(db, user, weights_id, changes, partial=True, storage=storage))
 
 
 @router.delete("/weights/{weights_id}", status_code=204)

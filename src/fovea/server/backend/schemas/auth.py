@@ -2,19 +2,34 @@
 
 from __future__ import annotations
 
+from typing import Annotated, Any
+
 from pydantic import BaseModel
 
+from fovea.platform.auth import RegistrationForm
 from fovea.platform.models import User
+from fovea.server.backend.schemas.common import checked_later, required
 
 
 class Registration(BaseModel):
     """`POST auth/user`: a new account (registration's username and password rules apply)."""
 
-    username: str
-    password: str
-    email: str = ""
-    first_name: str = ""
-    last_name: str = ""
+    model_config = required("username", "password", "email")
+
+    username: Annotated[Any, checked_later(str)] = None
+    password: Annotated[Any, checked_later(str)] = None
+    email: Annotated[Any, checked_later(str)] = None
+    first_name: Annotated[Any, checked_later(str | None)] = None
+    last_name: Annotated[Any, checked_later(str | None)] = None
+
+    def form(self) -> RegistrationForm:
+        return RegistrationForm(
+            username=self.username,
+            email=self.email,
+            password=self.password,
+            first_name=self.first_name,
+            last_name=self.last_name,
+        )
 
 
 class UserItem(BaseModel):

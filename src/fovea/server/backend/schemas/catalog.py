@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Annotated, Any
+
 from pydantic import BaseModel
 
 from fovea.platform.models import ArchModel, Project, Task
-from fovea.server.backend.schemas.common import Member, members
+from fovea.platform.projects import ProjectFields
+from fovea.server.backend.schemas.common import Member, checked_later, members
 
 
 class TaskItem(BaseModel):
@@ -45,9 +48,13 @@ class ProjectItem(BaseModel):
         return cls(id=project.id, name=project.name, task_id=project.task_id, users=members(project.members))
 
 
-class ProjectFields(BaseModel):
+class ProjectRequest(BaseModel):
     """`POST projects` (name and task_id required), `PUT`/`PATCH projects/{id}` (what changes; `users` replaces)."""
 
-    name: str | None = None
-    task_id: int | None = None
-    users: list[Member] | None = None
+    name: Annotated[Any, checked_later(str | None)] = None
+    task_id: Annotated[Any, checked_later(int | None)] = None
+    users: Annotated[Any, checked_later(list[Member] | None)] = None
+
+    def fields(self) -> ProjectFields:
+        sent = frozenset(self.model_fields_set)
+        return ProjectFields(name=self.name, task_id=self.task_id, users=self.users, sent=sent)

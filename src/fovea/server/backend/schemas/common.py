@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, TypeAdapter, ValidationError, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError, WithJsonSchema
 
 from fovea.platform.errors import InputError
 
@@ -21,6 +21,14 @@ class Member(BaseModel):
 def members(rows: Any) -> list[Member]:
     """The `users` list of a project, dataset or weights, from its membership rows."""
     return [Member(username=m.user.username, permission=m.permission) for m in rows]
+
+
+class Problem(BaseModel):
+    """The error body (backend-api.md §1.1): a message, and at times structured `detail`: per-field messages, a
+    dataset's problems, or the request's validation errors."""
+
+    error: str
+    detail: dict[str, Any] | list[dict[str, Any]] | None = None
 
 
 Body = TypeVar("Body", bound=BaseModel)
@@ -60,6 +68,12 @@ def checked_later(shape: Any) -> WithJsonSchema:
     return WithJsonSchema(standalone(TypeAdapter(shape).json_schema()))
 
 
+def required(*names: str) -> ConfigDict:
+    """`model_config` publishing the `checked_later` fields `names` as required: they parse as None when absent, and
+    the service answers that with its own message."""
+    return ConfigDict(json_schema_extra={"required": list(names)})
+
+
 def parse_body(model: type[Body], body: dict[str, Any]) -> Body:
     """The strictly parsed JSON object (deps.JsonBody) as `model`: only its integer ids can fail here, answered as
     backend-api.md §1.1 names a missing or malformed field."""
@@ -87,3 +101,21 @@ def form_body_schema(model: type[BaseModel], media_type: str = "multipart/form-d
 def binary(media_type: str) -> dict[int | str, dict[str, Any]]:
     """`responses` documenting a route whose 200 is a file of `media_type` (a mask, a thumbnail, an overlay)."""
     return {200: {"content": {media_type: {"schema": {"type": "string", "format": "binary"}}}}}
+
+
+def bad_requests_are_400(document: dict[str, Any]) -> dict[str, Any]:
+    """The OpenAPI `document` as the app answers: FastAPI lists a 422 for each operation with parameters, but invalid
+    input is a 400 with the error body. Each operation that reads parameters or a body lists that 400 instead (a 400
+    of its own, as the OAuth routes', stays), and none lists a 422."""
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    for unused in ("HTTPValidationError", "ValidationError"):  # the 422's body
+        schemas.pop(unused, None)
+    schemas["Problem"] = Problem.model_json_schema()
+    problem = {"application/json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    bad_request = {"description": "Malformed or invalid input", "content": problem}
+    for item in document.get("paths", {}).values():
+        for operation in item.values():
+            operation["responses"].pop("422", None)
+            if operation.get("parameters") or operation.get("requestBody"):
+                operation["responses"].setdefault("400", bad_request)
+    return document

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel
 
+from fovea.platform.datasets import NewDataset
 from fovea.platform.models import Dataset
-from fovea.server.backend.schemas.common import Member, members
+from fovea.server.backend.schemas.common import Member, checked_later, members, required
 
 
 class DatasetItem(BaseModel):
@@ -37,16 +38,28 @@ class DatasetItem(BaseModel):
 
 
 class DatasetUpload(BaseModel):
-    """`POST datasets`: multipart with the zip as `dataset_data`, or JSON with `dataset_url`."""
+    """`POST datasets`: multipart with the zip as `dataset_data`, or JSON with `path` (an http(s) URL)."""
 
-    name: str
-    task_id: int
-    public: bool = False
-    users: str | list[Member] | None = None  # a JSON string in a multipart form
-    ctype: str | None = None  # GRAY, RGB (default), RGBA, BGR, HSV, YCBCR or NONE
-    ctype_gt: str | None = None
-    dataset_data: bytes | None = None
-    dataset_url: str | None = None
+    model_config = required("name", "task_id")
+
+    name: Annotated[Any, checked_later(str)] = None
+    task_id: Annotated[Any, checked_later(int)] = None
+    public: Annotated[Any, checked_later(bool)] = False
+    users: Annotated[Any, checked_later(str | list[Member] | None)] = None  # a JSON string in a multipart form
+    ctype: Annotated[Any, checked_later(str | None)] = None  # GRAY, RGB (default), RGBA, BGR, HSV, YCBCR or NONE
+    ctype_gt: Annotated[Any, checked_later(str | None)] = None
+    dataset_data: Annotated[Any, checked_later(bytes | None)] = None  # read by the route, as a file
+    path: Annotated[Any, checked_later(str | None)] = None  # read by the route: the URL of a zip or of a dataset YAML
+
+    def dataset(self) -> NewDataset:
+        return NewDataset(
+            name=self.name,
+            task_id=self.task_id,
+            public=self.public,
+            users=self.users,
+            ctype=self.ctype,
+            ctype_gt=self.ctype_gt,
+        )
 
 
 class DatasetImage(BaseModel):

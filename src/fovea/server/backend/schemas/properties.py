@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Annotated, Any
+
 from pydantic import BaseModel
 
+from fovea.platform.allowed_properties import RowFields
 from fovea.platform.models import AllowedProperty, Property
+from fovea.server.backend.schemas.common import checked_later
 
 
 class PropertyItem(BaseModel):
@@ -42,8 +46,18 @@ class AllowedPropertyItem(BaseModel):
 class AllowedPropertyFields(BaseModel):
     """`POST allowedProperties` (staff only), `PUT`/`PATCH allowedProperties/{id}` (what changes)."""
 
-    model_id: int | None = None
-    property_id: int | None = None
-    dataset_id: int | None = None
-    allowed_value: str | None = None
-    default_value: str | None = None
+    model_id: Annotated[Any, checked_later(int | None)] = None
+    property_id: Annotated[Any, checked_later(int | None)] = None
+    dataset_id: Annotated[Any, checked_later(int | None)] = None
+    allowed_value: Annotated[Any, checked_later(str | None)] = None
+    default_value: Annotated[Any, checked_later(str | None)] = None
+
+    def fields(self) -> RowFields:
+        return RowFields(
+            property_id=self.property_id,
+            model_id=self.model_id,
+            dataset_id=self.dataset_id,
+            allowed_value=self.allowed_value,
+            default_value=self.default_value,
+            sent=frozenset(self.model_fields_set),
+        )

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel
 
 from fovea.platform.models import Weights
-from fovea.platform.weights import default_settings
-from fovea.server.backend.schemas.common import Member, members
+from fovea.platform.weights import WeightsChanges, default_settings
+from fovea.server.backend.schemas.common import Member, checked_later, members
 
 
 class WeightsItem(BaseModel):
@@ -60,12 +60,27 @@ class WeightsUpload(BaseModel):
 class WeightsFields(BaseModel):
     """`PUT`/`PATCH weights/{id}`: what changes (`users` replaces the list)."""
 
-    name: str | None = None
-    public: bool | None = None
-    users: list[Member] | None = None
-    dataset_id: int | None = None
-    layer_to_remove: str | None = None
-    classes: str | list[str] | None = None
+    name: Annotated[Any, checked_later(str | None)] = None
+    public: Annotated[Any, checked_later(bool | None)] = None
+    users: Annotated[Any, checked_later(list[Member] | None)] = None
+    dataset_id: Annotated[Any, checked_later(int | None)] = None
+    layer_to_remove: Annotated[Any, checked_later(str | None)] = None
+    classes: Annotated[Any, checked_later(str | list[str] | None)] = None
+    model_id: Annotated[Any, checked_later(int | None)] = None  # read-only: when sent, it must equal the stored value
+    pretrained_on: Annotated[Any, checked_later(int | None)] = None  # read-only, likewise
+
+    def changes(self) -> WeightsChanges:
+        return WeightsChanges(
+            name=self.name,
+            public=self.public,
+            users=self.users,
+            dataset_id=self.dataset_id,
+            layer_to_remove=self.layer_to_remove,
+            classes=self.classes,
+            model_id=self.model_id,
+            pretrained_on=self.pretrained_on,
+            sent=frozenset(self.model_fields_set),
+        )
 
 
 class WeightsCreated(BaseModel):
