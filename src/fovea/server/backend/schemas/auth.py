@@ -8,7 +8,7 @@ from pydantic import BaseModel
 
 from fovea.platform.auth import RegistrationForm
 from fovea.platform.models import User
-from fovea.server.backend.schemas.common import checked_later, required
+from fovea.server.backend.schemas.common import as_fields, checked_later, required
 
 
 class Registration(BaseModel):
@@ -23,13 +23,7 @@ class Registration(BaseModel):
     last_name: Annotated[Any, checked_later(str | None)] = None
 
     def form(self) -> RegistrationForm:
-        return RegistrationForm(
-            username=self.username,
-            email=self.email,
-            password=self.password,
-            first_name=self.first_name,
-            last_name=self.last_name,
-        )
+        return as_fields(self, RegistrationForm)
 
 
 class UserItem(BaseModel):

@@ -8,7 +8,7 @@ from pydantic import BaseModel
 
 from fovea.platform.models import ArchModel, Project, Task
 from fovea.platform.projects import ProjectFields
-from fovea.server.backend.schemas.common import Member, checked_later, members
+from fovea.server.backend.schemas.common import Member, as_fields, checked_later, members
 
 
 class TaskItem(BaseModel):
@@ -56,5 +56,4 @@ class ProjectRequest(BaseModel):
     users: Annotated[Any, checked_later(list[Member] | None)] = None
 
     def fields(self) -> ProjectFields:
-        sent = frozenset(self.model_fields_set)
-        return ProjectFields(name=self.name, task_id=self.task_id, users=self.users, sent=sent)
+        return as_fields(self, ProjectFields)

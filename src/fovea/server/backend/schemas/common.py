@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError, WithJsonSchema
@@ -32,6 +33,17 @@ class Problem(BaseModel):
 
 
 Body = TypeVar("Body", bound=BaseModel)
+Fields = TypeVar("Fields")
+
+
+def as_fields(body: BaseModel, target: type[Fields]) -> Fields:
+    """`body` as a service's dataclass `target`: the fields they share, as sent, and `sent` (the fields the body
+    held, for partial updates) when `target` has one."""
+    names = {field.name for field in dataclasses.fields(target)}
+    values: dict[str, Any] = {name: getattr(body, name) for name in names & type(body).model_fields.keys()}
+    if "sent" in names:
+        values["sent"] = frozenset(body.model_fields_set)
+    return target(**values)
 
 
 def standalone(schema: dict[str, Any]) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from pydantic import BaseModel
 
 from fovea.platform.datasets import NewDataset
 from fovea.platform.models import Dataset
-from fovea.server.backend.schemas.common import Member, checked_later, members, required
+from fovea.server.backend.schemas.common import Member, as_fields, checked_later, members, required
 
 
 class DatasetItem(BaseModel):
@@ -52,14 +52,7 @@ class DatasetUpload(BaseModel):
     path: Annotated[Any, checked_later(str | None)] = None  # read by the route: the URL of a zip or of a dataset YAML
 
     def dataset(self) -> NewDataset:
-        return NewDataset(
-            name=self.name,
-            task_id=self.task_id,
-            public=self.public,
-            users=self.users,
-            ctype=self.ctype,
-            ctype_gt=self.ctype_gt,
-        )
+        return as_fields(self, NewDataset)
 
 
 class DatasetImage(BaseModel):

@@ -8,7 +8,7 @@ from pydantic import BaseModel
 
 from fovea.platform.allowed_properties import RowFields
 from fovea.platform.models import AllowedProperty, Property
-from fovea.server.backend.schemas.common import checked_later
+from fovea.server.backend.schemas.common import as_fields, checked_later
 
 
 class PropertyItem(BaseModel):
@@ -53,11 +53,4 @@ class AllowedPropertyFields(BaseModel):
     default_value: Annotated[Any, checked_later(str | None)] = None
 
     def fields(self) -> RowFields:
-        return RowFields(
-            property_id=self.property_id,
-            model_id=self.model_id,
-            dataset_id=self.dataset_id,
-            allowed_value=self.allowed_value,
-            default_value=self.default_value,
-            sent=frozenset(self.model_fields_set),
-        )
+        return as_fields(self, RowFields)

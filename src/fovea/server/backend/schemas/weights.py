@@ -8,7 +8,7 @@ from pydantic import BaseModel
 
 from fovea.platform.models import Weights
 from fovea.platform.weights import WeightsChanges, default_settings
-from fovea.server.backend.schemas.common import Member, checked_later, members
+from fovea.server.backend.schemas.common import Member, as_fields, checked_later, members
 
 
 class WeightsItem(BaseModel):
@@ -70,17 +70,7 @@ class WeightsFields(BaseModel):
     pretrained_on: Annotated[Any, checked_later(int | None)] = None  # read-only, likewise
 
     def changes(self) -> WeightsChanges:
-        return WeightsChanges(
-            name=self.name,
-            public=self.public,
-            users=self.users,
-            dataset_id=self.dataset_id,
-            layer_to_remove=self.layer_to_remove,
-            classes=self.classes,
-            model_id=self.model_id,
-            pretrained_on=self.pretrained_on,
-            sent=frozenset(self.model_fields_set),
-        )
+        return as_fields(self, WeightsChanges)
 
 
 class WeightsCreated(BaseModel):
