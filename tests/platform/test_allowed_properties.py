@@ -18,6 +18,8 @@ def test_allowed_properties(backend):
         {"default_value": "abc"},
         {"default_value": "2048"},  # outside the allowed range
         {"allowed_value": "big"},
+        {"allowed_value": 5},  # not a string: a 400 with its message, never a 500
+        {"allowed_value": [">0"]},
         {"property_id": 99},
     ):
         response = backend.post("/backend/allowedProperties", json={**row, "property_id": 6, **bad}, headers=staff)

@@ -87,10 +87,12 @@ def check_value(prop: Property, value: str) -> str:
     return value
 
 
-def check_allowed(prop: Property, allowed: str | None) -> str | None:
+def check_allowed(prop: Property, allowed: object) -> str | None:
     """`allowed_value` syntax: comparisons for numbers, a subset of `values` for lists, null for strings."""
     if allowed is None:
         return None
+    if not isinstance(allowed, str):
+        raise InputError(f"allowed_value must be a string such as '>0' or '[a,b]', not {type(allowed).__name__}")
     if prop.type in ("integer", "float"):
         for part in allowed.split(","):
             if not _COMPARISON.match(part):
