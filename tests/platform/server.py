@@ -8,7 +8,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from tests.server.conftest import server_process
+from tests.servers import server_process
 
 
 def fresh_home(zoo_dir: Path, home: Path) -> Path:

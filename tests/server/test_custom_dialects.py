@@ -26,8 +26,8 @@ from fovea import (
     BaseInferenceModel,
     InputError,
 )
-from tests.server.conftest import running
 from tests.server.test_supervisely_sdk import run_flow
+from tests.servers import running
 
 # -- the user's models ------------------------------------------------------------------------------
 

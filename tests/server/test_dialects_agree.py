@@ -9,7 +9,7 @@ import pytest
 import tritonclient.http as httpclient
 from PIL import Image
 
-from tests.server.conftest import serve
+from tests.servers import serve
 
 
 def scene_png():

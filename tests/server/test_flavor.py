@@ -14,7 +14,8 @@ from pydicom.data import get_testdata_file
 
 from fovea.core.card import ModelCard
 from tests.core.graphs import bright_voxels_segmenter, constant_outputs
-from tests.server.conftest import DETECTOR_BOXES, serve
+from tests.server.conftest import DETECTOR_BOXES
+from tests.servers import serve
 
 
 def entry(i, name, **extra):

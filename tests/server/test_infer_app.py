@@ -26,7 +26,7 @@ import pytest
 from pydicom.data import get_testdata_file
 
 from fovea import AiCOCOClassificationOutputStrategy, BaseInferenceModel, InputError
-from tests.server.conftest import running as server_running
+from tests.servers import running as server_running
 
 # -- the user's model -------------------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ from PIL import Image
 from fovea.core.io import Limits
 from fovea.errors import LimitExceeded
 from fovea.sessions.media import MediaFolder
-from tests.server.conftest import serve
+from tests.servers import serve
 
 
 def png(width, height):

@@ -18,7 +18,7 @@ from tritonclient.utils import InferenceServerException
 
 from fovea.core.card import ModelCard
 from tests.core.graphs import bright_pixels_segmenter
-from tests.server.conftest import serve
+from tests.servers import serve
 
 MODEL = "efficientnet-lite0-imagenet"
 CATS = range(281, 286)

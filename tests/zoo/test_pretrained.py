@@ -21,7 +21,7 @@ from skimage import data
 import fovea
 from fovea.core.card import load_card
 from tests.platform.server import fovea_serve, fresh_home
-from tests.server.conftest import serve
+from tests.servers import serve
 
 pytestmark = pytest.mark.slow
 

@@ -24,6 +24,21 @@ from fovea.platform.storage import weights_file
 
 
 @dataclass(frozen=True)
+class NewWeights:
+    """`POST weights` (backend-api.md §6): the fields besides the ONNX bytes, as sent (None when absent), each checked
+    here with its own message. Without bytes, `onnx_url` names where a worker downloads them from."""
+
+    name: object = None
+    model_id: object = None
+    dataset_id: object = None
+    public: object = False
+    users: object = None
+    layer_to_remove: object = None
+    classes: object = None
+    onnx_url: object = None
+
+
+@dataclass(frozen=True)
 class WeightsChanges:
     """`PUT`/`PATCH weights/{id}` (backend-api.md §6): the fields as sent, each checked here with its own message.
     `sent` names the fields the body held: only those change (PUT needs `name` and `public` among them)."""
@@ -104,9 +119,7 @@ def _dataset(db: Session, user: User, dataset_id: Any, task_id: int) -> Dataset 
     return dataset
 
 
-def create_weights(
-    database: Database, user: User, fields: dict[str, Any], data: bytes | None, storage: Path
-) -> Weights:
+def create_weights(database: Database, user: User, fields: NewWeights, data: bytes | None, storage: Path) -> Weights:
     """Register weights in a transaction of their own; the file written inside it goes again if the commit fails."""
     created = None
     try:
@@ -119,33 +132,32 @@ def create_weights(
     return created
 
 
-def _create_weights(db: Session, user: User, fields: dict[str, Any], data: bytes | None, storage: Path) -> Weights:
+def _create_weights(db: Session, user: User, fields: NewWeights, data: bytes | None, storage: Path) -> Weights:
     """Validate everything, then write the row and the file together (the file only if the row commits).
 
-    Without `data`, the weights come from `fields["onnx_url"]`: they stay inactive, with a download record
+    Without `data`, the weights come from `fields.onnx_url`: they stay inactive, with a download record
     whose id is the `process_id` a worker fetches, validates and activates them under.
     """
-    name = fields.get("name")
+    name, model_id = fields.name, fields.model_id
     if not isinstance(name, str) or not 1 <= len(name) <= 200:
         raise InputError("name must be 1-200 characters", {"fields": {"name": ["This field is required."]}})
-    model_id = fields.get("model_id")
     model = db.get(ArchModel, model_id) if isinstance(model_id, int) and not isinstance(model_id, bool) else None
     if model is None:
         raise InputError(f"model {model_id!r} does not exist", {"fields": {"model_id": ["Unknown model."]}})
-    dataset = _dataset(db, user, fields.get("dataset_id"), model.task_id)
-    classes = class_list(fields.get("classes"))
-    layer = fields.get("layer_to_remove") or None
+    dataset = _dataset(db, user, fields.dataset_id, model.task_id)
+    classes = class_list(fields.classes)
+    layer = fields.layer_to_remove or None
     card = validate_onnx(data, model.task_id, classes, layer) if data is not None else None
     if classes is None and card is not None and card.classes:
         classes = list(card.class_names)
     if classes is None and dataset is not None and dataset.classes:
         classes = dataset.classes.split(",")
-    members = parse_members(db, fields.get("users"), user)
+    members = parse_members(db, fields.users, user)
     w = Weights(
         name=name,
         model_id=model.id,
         dataset_id=dataset.id if dataset else None,
-        public=_bool(fields.get("public", False), "public"),
+        public=_bool(fields.public, "public"),
         layer_to_remove=layer,
         classes=",".join(classes) if classes else None,
         card=card.to_json() if card else None,
@@ -154,7 +166,7 @@ def _create_weights(db: Session, user: User, fields: dict[str, Any], data: bytes
     db.add(w)
     db.flush()
     if data is None:
-        url = fields.get("onnx_url")
+        url = fields.onnx_url
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
             raise InputError("onnx_url must be an http or https URL")
         download = WeightsDownload(

@@ -66,9 +66,9 @@ def get_weights(weights_id: PathId, user: CurrentUser, db: DB) -> WeightsItem:
     return WeightsItem.of(weights.get_weights(db, user, weights_id))
 
 
-async def _upload_fields(request: Request) -> tuple[dict[str, Any], bytes | None]:
+async def _upload_fields(request: Request) -> tuple[weights.NewWeights, bytes | None]:
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
-        return await json_body(request), None
+        return parse_body(WeightsUpload, await json_body(request)).weights(), None
     form = await request.form()
     fields: dict[str, Any] = {k: v for k, v in form.items() if isinstance(v, str)}
     for key in ("model_id", "dataset_id"):
@@ -80,7 +80,8 @@ async def _upload_fields(request: Request) -> tuple[dict[str, Any], bytes | None
         except (ValueError, RecursionError):
             raise InputError("users must be a JSON string") from None
     upload = form.get("onnx_data")
-    return fields, await upload.read() if isinstance(upload, UploadFile) else None
+    data = await upload.read() if isinstance(upload, UploadFile) else None
+    return parse_body(WeightsUpload, fields).weights(), data
 
 
 @router.post(
@@ -91,7 +92,7 @@ async def _upload_fields(request: Request) -> tuple[dict[str, Any], bytes | None
 )
 async def create_weights(request: Request, user: CurrentUser) -> WeightsCreated:
     fields, data = await _upload_fields(request)
-    has_url = bool(fields.get("onnx_url"))
+    has_url = bool(fields.onnx_url)
     if data is None and not has_url:
         raise InputError("At least one between `onnx_url` and `onnx_data` fields is needed.")
     if data is not None and has_url:
@@ -100,7 +101,7 @@ async def create_weights(request: Request, user: CurrentUser) -> WeightsCreated:
     return await run_in_threadpool(_create_weights, request, user, fields, data)
 
 
-def _create_weights(request: Request, user: User, fields: dict[str, Any], data: bytes | None) -> WeightsCreated:
+def _create_weights(request: Request, user: User, fields: weights.NewWeights, data: bytes | None) -> WeightsCreated:
     config = settings(request)
     created = weights.create_weights(database(request), user, fields, data, config.storage_dir)
     if created.process_id is None:

@@ -7,8 +7,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel
 
 from fovea.platform.models import Weights
-from fovea.platform.weights import WeightsChanges, default_settings
-from fovea.server.backend.schemas.common import Member, as_fields, checked_later, members
+from fovea.platform.weights import NewWeights, WeightsChanges, default_settings
+from fovea.server.backend.schemas.common import Member, as_fields, checked_later, members, required
 
 
 class WeightsItem(BaseModel):
@@ -46,15 +46,20 @@ class WeightsItem(BaseModel):
 class WeightsUpload(BaseModel):
     """`POST weights`: multipart with the ONNX file as `onnx_data`, or JSON with `onnx_url` (downloaded later)."""
 
-    name: str
-    model_id: int
-    dataset_id: int | None = None
-    public: bool = False
-    users: str | list[Member] | None = None  # a JSON string in a multipart form
-    layer_to_remove: str | None = None
-    classes: str | list[str] | None = None
-    onnx_url: str | None = None
-    onnx_data: bytes | None = None
+    model_config = required("name", "model_id")
+
+    name: Annotated[Any, checked_later(str)] = None
+    model_id: Annotated[Any, checked_later(int)] = None
+    dataset_id: Annotated[Any, checked_later(int | None)] = None
+    public: Annotated[Any, checked_later(bool)] = False
+    users: Annotated[Any, checked_later(str | list[Member] | None)] = None  # a JSON string in a multipart form
+    layer_to_remove: Annotated[Any, checked_later(str | None)] = None
+    classes: Annotated[Any, checked_later(str | list[str] | None)] = None
+    onnx_url: Annotated[Any, checked_later(str | None)] = None
+    onnx_data: Annotated[Any, checked_later(bytes | None)] = None  # read by the route, as a file
+
+    def weights(self) -> NewWeights:
+        return as_fields(self, NewWeights)
 
 
 class WeightsFields(BaseModel):

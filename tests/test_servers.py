@@ -7,7 +7,7 @@ import sys
 
 import httpx
 
-from tests.server import conftest
+from tests import servers
 
 
 def test_a_port_taken_before_the_server_binds_is_retried_on_another(monkeypatch):
@@ -16,8 +16,8 @@ def test_a_port_taken_before_the_server_binds_is_retried_on_another(monkeypatch)
         squatter.listen()
         taken = squatter.getsockname()[1]
         ports = iter([taken])
-        choose = conftest.free_port
-        monkeypatch.setattr(conftest, "free_port", lambda: next(ports, None) or choose())
+        choose = servers.free_port
+        monkeypatch.setattr(servers, "free_port", lambda: next(ports, None) or choose())
         command = lambda port: [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"]  # noqa: E731
-        with conftest.running(command, "/", 200) as url:
+        with servers.running(command, "/", 200) as url:
             assert not url.endswith(f":{taken}") and httpx.get(url).status_code == 200
