@@ -31,7 +31,7 @@ from benchmarks.reference import pillow_preprocess, session
 from benchmarks.serving import calls, drive, process
 from fovea import AiCOCOClassificationOutputStrategy, BaseInferenceModel
 from fovea.zoo import build_zoo
-from tests.server.conftest import free_port
+from tests.servers import free_port
 
 MODEL = "efficientnet-lite0-imagenet"
 DIALECTS = ["FLaVor", "V2 binary", "V2 raw image", "supervisely image"]

@@ -46,7 +46,7 @@ from benchmarks.photos import make_photos
 from benchmarks.reference import limit, reference_loop
 from fovea.server.dialects.v2_codec import encode_bytes_tensor
 from fovea.zoo import build_zoo
-from tests.server.conftest import free_port
+from tests.servers import free_port
 
 MODEL = "efficientnet-lite0-imagenet"
 BATCH_IMAGES = 4  # images per Supervisely `/inference_batch` request

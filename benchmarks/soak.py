@@ -27,7 +27,7 @@ from benchmarks.photos import make_photos
 from benchmarks.reference import reference_loop
 from fovea.core.card import load_card
 from fovea.zoo import build_zoo
-from tests.server.conftest import free_port
+from tests.servers import free_port
 
 MODEL = "efficientnet-lite0-imagenet"
 IMAGES = json.dumps([{"id": "0", "index": 0, "file_name": "p.jpg", "category_ids": None, "regressions": None}])
