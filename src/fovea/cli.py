@@ -255,8 +255,8 @@ def serve_model(
 
     A custom model class (`package.module:ClassName`) is served at FLaVor's /ping + /invocations, and through
     Supervisely and V2 (encoded images in) when it names its AiCOCO output strategy (`self.formatter` or `task`);
-    of the options, --host, --port, --max-request-mb, --max-files, --max-decoded-mb and --workers (default 1:
-    requests one at a time) apply to it.
+    of the options, --host, --port, --media, --max-request-mb, --max-files, --max-decoded-mb and --workers
+    (default 1: requests one at a time) apply to it.
     """
     import uvicorn
 
@@ -279,7 +279,8 @@ def serve_model(
     if ":" in model and not Path(model).expanduser().exists():
         from fovea.server.infer_app import InferAPP, load_model
 
-        infer_app = InferAPP(load_model(model), limits=limits, workers=workers or 1)  # thread-safe models only
+        # More than one worker only for a thread-safe model: the user says so with --workers.
+        infer_app = InferAPP(load_model(model), limits=limits, workers=workers or 1, media=media)
         err.print(f"serving {model} (custom model) on http://{host}:{port}", highlight=False)
         infer_app.run(host=host, port=port)
         return

@@ -26,6 +26,7 @@ from fovea import (
     BaseInferenceModel,
     InputError,
 )
+from tests.media import write_video
 from tests.server.test_supervisely_sdk import run_flow
 from tests.servers import running
 
@@ -95,17 +96,22 @@ def spot_png(level: int = 200) -> bytes:
     return cv2.imencode(".png", image)[1].tobytes()
 
 
-def serve_custom(name: str) -> Iterator[str]:
+def serve_custom(name: str, *args: str) -> Iterator[str]:
     spec = f"{__name__}:{name}"
     with running(
-        lambda port: [sys.executable, "-m", "fovea.cli", "serve-model", spec, "--port", str(port)], "/ping", 204
+        lambda port: [sys.executable, "-m", "fovea.cli", "serve-model", spec, "--port", str(port), *args], "/ping", 204
     ) as url:
         yield url
 
 
 @pytest.fixture(scope="module")
-def detector() -> Iterator[str]:
-    yield from serve_custom("SpotDetector")
+def detector(tmp_path_factory) -> Iterator[str]:
+    """The spot detector, with media ids: image 0 the bright spot, image 1 a dark one; video 0 six frames."""
+    media = tmp_path_factory.mktemp("media")
+    (media / "a_bright.png").write_bytes(spot_png())
+    (media / "b_dark.png").write_bytes(spot_png(100))
+    write_video(media / "clip.mkv", 6)
+    yield from serve_custom("SpotDetector", "--media", str(media))
 
 
 @pytest.fixture(scope="module")
@@ -192,6 +198,19 @@ def test_supervisely_async_batch_runs_the_model_on_every_image(detector):
         time.sleep(0.05)
     results = sly(detector, "pop_inference_results", inference_request_uuid=request_uuid).json()["pending_results"]
     assert [(r["name"], len(r["annotation"]["objects"])) for r in results] == [("a.png", 1), ("b.png", 0)]
+
+
+def test_media_ids_answer_through_the_custom_model(detector):
+    bright = sly(detector, "inference_image_id", image_id=0).json()
+    [label] = bright["annotation"]["objects"]
+    assert label["points"]["exterior"] == [[40, 30], [89, 59]]
+    assert sly(detector, "inference_image_id", image_id=1).json()["annotation"]["objects"] == []
+    unknown = sly(detector, "inference_image_id", image_id=2)
+    assert unknown.status_code == 404 and "image 2" in unknown.json()["message"]
+    frames = sly(detector, "inference_video_id", videoId=0, startFrameIndex=1, framesCount=3).json()["ann"]
+    assert [(f["frame_index"], f["annotation"]["size"]) for f in frames] == [
+        (k, {"height": 48, "width": 64}) for k in (1, 2, 3)
+    ]
 
 
 def test_the_supervisely_sdk_sees_the_custom_detector(supervisely_python, detector, tmp_path):

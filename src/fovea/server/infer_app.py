@@ -35,6 +35,7 @@ from fovea.server.errors import dialect_route, install_http_error_handler
 from fovea.server.paths import NormalizePath
 from fovea.server.uploads import BodyLimit, read_files, read_form
 from fovea.sessions.custom import CustomSession, write_upload
+from fovea.sessions.media import MediaFolder
 
 __all__ = ["BaseAiCOCOInputDataModel", "BaseAiCOCOOutputDataModel", "InferAPP", "load_model"]
 
@@ -127,7 +128,8 @@ class InferAPP:
 
     A model that names its AiCOCO output strategy (`self.formatter = AiCOCO...OutputStrategy()`, or a `task`
     attribute) is also served through the Open Inference Protocol (`/v2/...`, encoded images in) and the
-    Supervisely protocol, on the same threads (sessions/custom.py).
+    Supervisely protocol, on the same threads (sessions/custom.py). With a `media` folder, its images and videos
+    answer Supervisely's id-based calls (id = sorted position), as `serve-model --media` does for ONNX weights.
     """
 
     def __init__(
@@ -139,6 +141,7 @@ class InferAPP:
         limits: Limits = DEFAULT_LIMITS,
         workers: int = 1,
         max_queue: int = 64,
+        media: Path | None = None,
     ) -> None:
         if isinstance(infer_function, type):
             infer_function = infer_function()
@@ -148,7 +151,15 @@ class InferAPP:
         self.input_data_model = input_data_model
         self.output_data_model = output_data_model
         self.limits = limits
-        self.session = CustomSession(infer_function, limits=limits, workers=workers, max_queue=max_queue)
+        folder = MediaFolder(media, limits) if media is not None else None
+        self.session = CustomSession(
+            infer_function,
+            limits=limits,
+            workers=workers,
+            max_queue=max_queue,
+            image_resolver=folder.image if folder else None,
+            video_resolver=folder.video if folder else None,
+        )
         self.app = self._build()
 
     def run(self, host: str = "127.0.0.1", port: int = 9111, **uvicorn_options: Any) -> None:

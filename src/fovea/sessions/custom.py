@@ -34,11 +34,11 @@ from fovea.core.formats.strategies import STRATEGIES, captured_predictions, stra
 from fovea.core.io import DEFAULT_LIMITS, Image, Limits, Volume, read_input
 from fovea.core.model import UploadPath
 from fovea.core.predictions import Prediction, Task
-from fovea.errors import InputError, NotFound
+from fovea.errors import InputError
 from fovea.sessions.batcher import Closed, Overloaded
 from fovea.sessions.offload import CostAdaptive
 from fovea.sessions.requests import InMemoryRequestStore, RequestStore
-from fovea.sessions.session import ModelSession, SessionConfig
+from fovea.sessions.session import MediaIds, MediaResolver, ModelSession, SessionConfig
 
 T = TypeVar("T")
 
@@ -53,7 +53,7 @@ def model_task(model: Any) -> str | None:
     return task if task in STRATEGIES else None
 
 
-class CustomSession:
+class CustomSession(MediaIds):
     """One custom model behind every dialect: the surface of `ModelSession` the dialects use, for a model that runs
     its own pipeline on files.
 
@@ -73,6 +73,8 @@ class CustomSession:
         workers: int = 1,
         max_queue: int = 64,
         store: RequestStore | None = None,
+        image_resolver: MediaResolver | None = None,
+        video_resolver: MediaResolver | None = None,
     ) -> None:
         self.model = model
         self.id = uuid.uuid4().hex
@@ -88,6 +90,8 @@ class CustomSession:
         self.config = SessionConfig(workers=workers, max_queue=max_queue, limits=limits)
         self.default_settings = hook_settings(model)
         self.requests = store or InMemoryRequestStore()
+        self.image_resolver = image_resolver  # media ids (`serve-model --media`), as ModelSession takes them
+        self.video_resolver = video_resolver
         self.runs = 0
         self._renderers = CostAdaptive()
         self._executor: ThreadPoolExecutor | None = None
@@ -157,12 +161,6 @@ class CustomSession:
 
     async def offload(self, render: Callable[..., T], *args: Any) -> T:
         return await self._renderers.call(render, *args)
-
-    def resolve_image(self, image_id: int) -> tuple[bytes, str]:
-        raise NotFound(f"image {image_id} is not known to this session")
-
-    def resolve_video(self, video_id: int) -> tuple[bytes, str]:
-        raise NotFound(f"video {video_id} is not known to this session")
 
     # -- in a worker thread -----------------------------------------------------------------------
 

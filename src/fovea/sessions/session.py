@@ -38,6 +38,25 @@ OVERLOADED_WAIT_S = 0.05  # an asynchronous request's worker, before it offers a
 MediaResolver = Callable[[int], tuple[bytes, str]]
 
 
+class MediaIds:
+    """The id-based calls' media (`inference_image_id`, `inference_video_id`): the platform's stored files, or
+    `serve-model --media`'s folder; a session without resolvers knows no ids."""
+
+    image_resolver: MediaResolver | None = None
+    video_resolver: MediaResolver | None = None
+
+    def resolve_image(self, image_id: int) -> tuple[bytes, str]:
+        """An image by id; NotFound (a 404 to clients) when there is none."""
+        if self.image_resolver is None:
+            raise NotFound(f"image {image_id} is not known to this session")
+        return self.image_resolver(image_id)
+
+    def resolve_video(self, video_id: int) -> tuple[bytes, str]:
+        if self.video_resolver is None:
+            raise NotFound(f"video {video_id} is not known to this session")
+        return self.video_resolver(video_id)
+
+
 @dataclass(frozen=True, slots=True)
 class SessionConfig:
     """How a session serves: batching, queue bound and input limits."""
@@ -49,7 +68,7 @@ class SessionConfig:
     limits: Limits = DEFAULT_LIMITS
 
 
-class ModelSession:
+class ModelSession(MediaIds):
     """One deployed weights file. Every upload of every dialect takes one path: `prepare_upload` (decode and
     preprocess in a worker thread), the batcher's shared run (`run_upload`), decoding the outputs with the
     request's settings (`predict_upload`); asynchronous requests feed the same batcher from their worker threads
@@ -210,14 +229,3 @@ class ModelSession:
 
     async def predict_slices(self, volume: Volume, settings: Mapping[str, Any] | None = None) -> list[Prediction]:
         return await asyncio.to_thread(self.model.predict_slices, volume, self.settings(settings))
-
-    def resolve_image(self, image_id: int) -> tuple[bytes, str]:
-        """An image the platform stores, by id; NotFound (a 404 to clients) when there is none."""
-        if self.image_resolver is None:
-            raise NotFound(f"image {image_id} is not known to this session")
-        return self.image_resolver(image_id)
-
-    def resolve_video(self, video_id: int) -> tuple[bytes, str]:
-        if self.video_resolver is None:
-            raise NotFound(f"video {video_id} is not known to this session")
-        return self.video_resolver(video_id)
