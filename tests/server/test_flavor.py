@@ -46,6 +46,15 @@ def test_ping_and_classification(imagenet_url, zoo_dir):
     assert "cat" in top["name"]
 
 
+def test_entry_fields_are_echoed_exactly_even_past_64_bits(imagenet_url, zoo_dir):
+    chelsea = (zoo_dir / "samples" / "chelsea.jpg").read_bytes()
+    extra = {"accession": 2**70, "note": "Å 猫", "weight": 0.1}
+    response = invoke(imagenet_url, [("chelsea.jpg", chelsea)], [entry(0, "chelsea.jpg", **extra)])
+    assert response.status_code == 200, response.text
+    [image] = response.json()["images"]
+    assert {key: image[key] for key in extra} == extra
+
+
 def test_detection_boxes_in_original_pixels(detector_url):
     scene = png(np.zeros((480, 640, 3), np.uint8))
     out = invoke(detector_url, [("scene.png", scene)], [entry(0, "scene.png")], settings={"conf_thres": 0.5}).json()
@@ -191,8 +200,11 @@ DEEP = "[" * 5000 + "]" * 5000  # json.loads recurses per level: past the interp
         ({"settings": '{"a":' * 5000 + "1" + "}" * 5000}, "form field 'settings' is JSON nested too deeply"),
         ({"images": b"[]\xff\xfe"}, "malformed multipart body: form field 'images' is not valid UTF-8"),
         ({"metadata": "patient P-1, not JSON"}, "form field 'metadata' is not valid JSON"),
+        # Python's json reads NaN and Infinity, which JSON has not: echoed back in the AiCOCO answer they were a 500.
+        ({"images": json.dumps([entry(0, "a.png", weight=float("nan"))])}, "form field 'images' is not valid JSON"),
+        ({"metadata": '{"dose": Infinity}'}, "form field 'metadata' is not valid JSON"),
     ],
-    ids=["deep-images", "deep-settings", "images-not-utf8", "metadata-not-json"],
+    ids=["deep-images", "deep-settings", "images-not-utf8", "metadata-not-json", "nan-in-images", "infinity"],
 )
 def test_hostile_text_fields_are_400(segmenter_url, fields, message):
     data = {"images": json.dumps([entry(0, "a.png")]), **fields}

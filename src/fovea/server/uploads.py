@@ -165,10 +165,15 @@ async def save_upload(part: UploadFile, suffix: str = "") -> Path:
 
 def parse_json(text: str | bytes, what: str, **options: Any) -> Any:
     """JSON from a client (`options` go to json.loads); InputError naming `what` when it is invalid or nested too
-    deeply to parse."""
+    deeply to parse. `NaN` and `Infinity`, which Python reads but JSON has not, are invalid: echoed back (FLaVor's
+    image entries) they could not be written out again."""
     try:
-        return json.loads(text, **options)
+        return json.loads(text, parse_constant=_not_json, **options)
     except ValueError:
         raise InputError(f"{what} is not valid JSON") from None
     except RecursionError:  # the parser recurses per level: a few thousand `[` exhaust the stack
         raise InputError(f"{what} is JSON nested too deeply") from None
+
+
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON")

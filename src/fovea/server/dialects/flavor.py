@@ -8,6 +8,7 @@ import asyncio
 import json
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.datastructures import FormData
@@ -69,8 +70,16 @@ async def _invoke(request: Request) -> Response:
 
 
 def _aicoco_json(predictions: list[Prediction], entries: list[dict[str, Any]], card: ModelCard) -> bytes:
-    """The response body, built and encoded in one step (off the loop when a model's answers are costly)."""
-    return json.dumps(to_aicoco(predictions, entries, card), ensure_ascii=False, allow_nan=False).encode()
+    """The response body, built and encoded in one step (off the loop when a model's answers are costly).
+
+    orjson writes a 1000-class answer (~100 KB, every category listed) in a tenth of json's time. It writes NaN as
+    null where json refuses it, but none reaches here: client JSON with NaN is a 400 and a non-finite regression
+    value fails in `to_aicoco`. An echoed integer past 64 bits, which orjson refuses, goes through json."""
+    document = to_aicoco(predictions, entries, card)
+    try:
+        return orjson.dumps(document)
+    except orjson.JSONEncodeError:
+        return json.dumps(document, ensure_ascii=False, allow_nan=False).encode()
 
 
 async def _volume(
