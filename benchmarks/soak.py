@@ -12,13 +12,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -27,35 +24,12 @@ from benchmarks.photos import make_photos
 from benchmarks.reference import reference_loop
 from fovea.core.card import load_card
 from fovea.zoo import build_zoo
-from tests.servers import free_port
+from tests.servers import server_process
 
 MODEL = "efficientnet-lite0-imagenet"
 IMAGES = json.dumps([{"id": "0", "index": 0, "file_name": "p.jpg", "category_ids": None, "regressions": None}])
 WARM_UP = 200
 SLICES = 5
-
-
-@contextlib.contextmanager
-def serve_model(model: Path, port: int) -> Iterator[subprocess.Popen]:
-    """`fovea serve-model` on `port`, yielded once `/ping` answers 204; stopped afterwards."""
-    command = [sys.executable, "-m", "fovea.cli", "serve-model", str(model), "--port", str(port)]
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"http://127.0.0.1:{port}/ping", timeout=1).status_code == 204:
-                    break
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"serve-model did not start: {command}")
-            time.sleep(0.2)
-        yield proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def rss_mib(pid: int) -> float:
@@ -96,9 +70,11 @@ def main() -> None:
     photos = [p.read_bytes() for p in paths]
     reference = reference_loop(paths, entry.path, load_card(entry.path))
 
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    with serve_model(entry.path, port) as server:
+    def command(port: int) -> list[str]:
+        return [sys.executable, "-m", "fovea.cli", "serve-model", str(entry.path), "--port", str(port)]
+
+    with server_process(command, "/ping", 204, timeout_s=120) as server:
+        url = server.url
         asyncio.run(invoke(url, photos, WARM_UP, args.clients))
         warm = rss_mib(server.pid)
         # In fifths, RSS after each: growth that levels off is the allocator settling, growth that goes on is a leak.

@@ -207,6 +207,12 @@ def test_media_ids_answer_through_the_custom_model(detector):
     assert sly(detector, "inference_image_id", image_id=1).json()["annotation"]["objects"] == []
     unknown = sly(detector, "inference_image_id", image_id=2)
     assert unknown.status_code == 404 and "image 2" in unknown.json()["message"]
+    for hostile, status in ((10**30, 404), (-1, 404), ("0", 400), (True, 400), (1.5, 400)):
+        assert sly(detector, "inference_image_id", image_id=hostile).status_code == status, hostile
+    assert sly(detector, "inference_video_id", videoId=10**30).status_code == 404
+    deep = b'{"state": {"image_id": ' + b"[" * 5000 + b"]" * 5000 + b"}}"
+    nested = httpx.post(f"{detector}/inference_image_id", content=deep, headers={"Content-Type": "application/json"})
+    assert nested.status_code == 400 and "nested too deeply" in nested.json()["message"]
     frames = sly(detector, "inference_video_id", videoId=0, startFrameIndex=1, framesCount=3).json()["ann"]
     assert [(f["frame_index"], f["annotation"]["size"]) for f in frames] == [
         (k, {"height": 48, "width": 64}) for k in (1, 2, 3)
